@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from redis.exceptions import DataError, LockError, ProtocolError, RedisError, ResponseError
+from redis.exceptions import DataError, InvalidResponse, LockError, RedisError, ResponseError
 from redis.exceptions import LockNotOwnedError as _RedisLockNotOwnedError
 
 __all__ = [
@@ -18,6 +18,14 @@ __all__ = [
 
 class FastRedisError(RedisError):
     """Base class of errors raised by fastredis itself."""
+
+
+class ProtocolError(InvalidResponse, FastRedisError):
+    """Malformed RESP from the server; the connection must be dropped.
+
+    A subclass of redis-py's ``InvalidResponse``, which redis-py's own parsers
+    raise in the same situation.
+    """
 
 
 class LockNotOwnedError(_RedisLockNotOwnedError, FastRedisError):

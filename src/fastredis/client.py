@@ -1,5 +1,14 @@
 """The drop-in client: ``fastredis.Redis`` is a ``redis.Redis`` whose hot paths
-run in the Cython core. (Foundation placeholder: behaves exactly as redis-py.)
+run in the Cython core.
+
+- Pipelines encode each command into one buffer as it is staged (hot commands
+  skip redis-py's option handling), send it with one write, and parse all the
+  replies with one batched call into the core reader.
+- Connections use :class:`FastParser`, redis-py's hiredis parser with the
+  core's reader in place of hiredis's, so push frames, maintenance
+  notifications and error classes behave exactly as in redis-py.
+- Anything else falls through to redis-py unchanged: user connection classes,
+  client-side caching (``cache_config``), HIMPORT, NEVER_DECODE replies.
 
 Example::
 
@@ -11,25 +20,644 @@ Example::
     ...     _ = p.set("a", 1).incr("a")
     ...     p.execute()
     [True, 2]
+    >>> p = r.pipeline(transaction=False)
+    >>> p.batch("SET", ["k1", "k2"], [1.5, 2]).execute()
+    [True, True]
     >>> server.stop()
 """
 
 from __future__ import annotations
 
-from typing import Any
+import inspect
+import socket
+from itertools import repeat
+import time
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import redis
 import redis.client
+from redis._parsers.helpers import bool_ok, parse_set_result
+from redis._parsers.hiredis import NOT_ENOUGH_DATA, _HiredisParser
+from redis.connection import Connection, SSLConnection, UnixDomainSocketConnection
+from redis.exceptions import (
+    ConnectionError,
+    DataError,
+    ExecAbortError,
+    ResponseError,
+    TimeoutError,
+    WatchError,
+)
 
-__all__ = ["Redis", "Pipeline"]
+from . import _resp
+from .exceptions import ProtocolError
+
+__all__ = ["Redis", "Pipeline", "FastParser"]
+
+_EMPTY_RESPONSE = redis.client.EMPTY_RESPONSE
+_NEVER_DECODE = redis.client.NEVER_DECODE
+# Options of lean-staged commands. Shared and never mutated: redis-py only
+# pops keys that are absent from it.
+_NO_OPTIONS: Dict[str, Any] = {}
+_FAST_CONNECTIONS = (Connection, SSLConnection, UnixDomainSocketConnection)
+_MULTI = _resp.pack_command(("MULTI",))
+_EXEC = _resp.pack_command(("EXEC",))
+# Commands whose replies change the pipeline's WATCH state, or that redis-py
+# treats specially: a pipeline holding one takes redis-py's own path.
+_SPECIAL_COMMANDS = frozenset({"WATCH", "UNWATCH", "DISCARD", "EXEC", "MULTI", "HIMPORT", "HIMPORT SET"})
+
+
+def _hdr(name: str) -> bytes:
+    raw = name.encode()
+    return b"$%d\r\n%s\r\n" % (len(raw), raw)
+
+
+class FastParser(_HiredisParser):
+    """redis-py's hiredis parser, with fastredis's core reader inside.
+
+    Error replies and push frames go through redis-py's own ``parse_error``
+    and push handlers, so error classes and RESP3 notifications are unchanged.
+    """
+
+    def on_connect(self, connection: Any, **kwargs: Any) -> None:
+        super().on_connect(connection, **kwargs)
+        encoder = connection.encoder
+        self._reader = _resp.Reader(
+            protocolError=ProtocolError,
+            replyError=self._reply_error,
+            encoding=encoder.encoding if encoder.decode_responses else None,
+            errors=encoder.encoding_errors,
+            notEnoughData=NOT_ENOUGH_DATA,
+        )
+        self.connection_error: Optional[ConnectionError] = None
+
+    def _reply_error(self, message: str) -> Exception:
+        error = self.parse_error(message)
+        if isinstance(error, ConnectionError) and self.connection_error is None:
+            self.connection_error = error  # e.g. LOADING: raised after the batch
+        return error
+
+
+def read_replies(conn: Any, count: int) -> List[Any]:
+    """Read ``count`` replies from ``conn`` in one batched parse.
+
+    Error replies are left in their slots as exception objects (as redis-py's
+    pipelines do); push frames go to the connection's push handlers and are
+    not counted. Socket errors disconnect and raise as redis-py's
+    ``Connection.read_response`` does.
+    """
+    parser = conn._parser
+    reader = getattr(parser, "_reader", None)
+    out: List[Any] = []
+    if count <= 0:
+        return out
+    if not isinstance(parser, FastParser) or reader is None:
+        for _ in range(count):
+            try:
+                out.append(conn.read_response())
+            except ResponseError as e:
+                out.append(e)
+        return out
+    parser.connection_error = None
+    push = parser.handle_push_response
+    try:
+        got = reader.read_into(out, count, push)
+        while got < count:
+            parser.read_from_socket()
+            got += reader.read_into(out, count - got, push)
+    except socket.timeout:
+        conn.disconnect()
+        raise TimeoutError(f"Timeout reading from {conn._host_error()}")
+    except OSError as e:
+        conn.disconnect()
+        raise ConnectionError(f"Error while reading from {conn._host_error()} : {e.args}")
+    except BaseException:
+        conn.disconnect()
+        raise
+    if conn.health_check_interval:
+        conn.next_health_check = time.monotonic() + conn.health_check_interval
+    if parser.connection_error is not None:
+        error, parser.connection_error = parser.connection_error, None
+        conn.disconnect()
+        raise error
+    return out
+
+
+def _fast_pool(pool: Any) -> bool:
+    """True when the pool builds plain connections we may give a FastParser."""
+    return (
+        pool.connection_class in _FAST_CONNECTIONS
+        and getattr(pool, "cache", None) is None
+        and not pool.connection_kwargs.get("cache_config")
+        and pool.connection_kwargs.get("parser_class") in (None, FastParser, redis.connection.DefaultParser)
+    )
 
 
 class Pipeline(redis.client.Pipeline):
-    """A redis-py ``Pipeline`` with fast staging and execution."""
+    """A redis-py ``Pipeline`` with eager encoding and a batched execute.
+
+    Behaviour is redis-py's: replies, callbacks, errors, transactions,
+    ``raise_on_error=False``, WATCH, scripts and retries.
+
+    Example::
+
+        >>> import fastredis
+        >>> from fastredis.server import RedisServer
+        >>> server = RedisServer(); r = fastredis.Redis(port=server.port)
+        >>> p = r.pipeline(transaction=False)
+        >>> _ = p.set("x", "1").get("x").hgetall("missing")
+        >>> p.execute()
+        [True, b'1', {}]
+        >>> server.stop()
+    """
+
+    def __init__(self, connection_pool: Any, response_callbacks: Any, transaction: bool, shard_hint: Any) -> None:
+        super().__init__(connection_pool, response_callbacks, transaction, shard_hint)
+        kw = connection_pool.connection_kwargs
+        self._buf = _resp.CommandBuffer(kw.get("encoding", "utf-8"), kw.get("encoding_errors", "strict"))
+        self._deferred_error: Optional[BaseException] = None
+        # True once something is staged that only redis-py's own path handles.
+        self._redis_path = not _fast_pool(connection_pool)
+        self._decoding = bool(kw.get("decode_responses"))
+
+    # -- staging -----------------------------------------------------------
+    def reset(self) -> None:
+        super().reset()
+        buf = getattr(self, "_buf", None)
+        if buf is not None:
+            buf.clear()
+            self._deferred_error = None
+            self._redis_path = not _fast_pool(self.connection_pool)
+
+    def pipeline_execute_command(self, *args: Any, **options: Any) -> "Pipeline":
+        self.command_stack.append((args, options))
+        if options and (_EMPTY_RESPONSE in options or (_NEVER_DECODE in options and self._decoding)):
+            self._redis_path = True
+        if args[0] in _SPECIAL_COMMANDS:
+            self._redis_path = True
+        try:
+            self._buf.command(args)
+        except DataError as e:
+            if self._deferred_error is None:
+                self._deferred_error = e
+        except Exception as e:  # e.g. UnicodeEncodeError: redis-py raises it from execute()
+            if self._deferred_error is None:
+                self._deferred_error = e
+        return self
+
+    def _lean(self) -> bool:
+        """Whether a hot command may be staged directly (not immediate mode)."""
+        return not self.watching or self.explicit_transaction
+
+    def batch(self, command: str, *columns: Any) -> "Pipeline":
+        """Stage ``len(column)`` commands in one C loop.
+
+        Each argument that is a column (a sequence or numpy array, not
+        str/bytes/bytearray/memoryview) is iterated; scalars repeat. Replies
+        come back from :meth:`execute` in order, with redis-py's callbacks.
+
+        Example::
+
+            >>> import fastredis
+            >>> from fastredis.server import RedisServer
+            >>> server = RedisServer(); r = fastredis.Redis(port=server.port)
+            >>> p = r.pipeline(transaction=False)
+            >>> p.batch("ZADD", "board", [1.5, 2.0], ["ann", "bob"]).execute()
+            [1, 1]
+            >>> server.stop()
+        """
+        if not isinstance(command, (str, bytes)):
+            raise TypeError("batch() takes the command name first, e.g. batch('SET', keys, values)")
+        if self.watching and not self.explicit_transaction:
+            raise redis.exceptions.RedisError("batch() cannot run in immediate (WATCH) mode; call multi() first")
+        args = (command, *columns)
+        mark = self._buf.mark()
+        n = self._buf.batch(args)
+        try:
+            self._stage_batch_stack(args, n)
+        except BaseException:
+            self._buf.truncate(mark)
+            raise
+        return self
+
+    def _stage_batch_stack(self, args: Tuple[Any, ...], n: int) -> None:
+        name = args[0].decode() if isinstance(args[0], bytes) else args[0]
+        if name.upper() in _SPECIAL_COMMANDS:
+            self._redis_path = True
+        stack = self.command_stack
+        cols = [i for i, a in enumerate(args) if i and _is_column(a)]
+        if not cols:
+            stack.append(((name, *args[1:]), _NO_OPTIONS))
+            return
+        # One shared entry for all rows: len(), callbacks and error annotation
+        # work without a tuple per command; rows are built only when needed.
+        entry = (_BatchArgs(name, args, cols, len(stack)), _NO_OPTIONS)
+        stack.extend(repeat(entry, n))
+
+    # -- hot commands --------------------------------------------------------
+    def get(self, name: Any) -> Any:
+        if not self._lean():
+            return super().get(name)
+        self.command_stack.append((("GET", name), _NO_OPTIONS))
+        self._add1(_H_GET, name)
+        return self
+
+    def set(self, name: Any, value: Any, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        if args or kwargs or not self._lean():
+            return super().set(name, value, *args, **kwargs)
+        self.command_stack.append((("SET", name, value), _NO_OPTIONS))
+        self._add2(_H_SET, name, value)
+        return self
+
+    def incr(self, name: Any, amount: int = 1) -> Any:  # type: ignore[override]
+        return self.incrby(name, amount)
+
+    def incrby(self, name: Any, amount: int = 1) -> Any:  # type: ignore[override]
+        if not self._lean():
+            return super().incrby(name, amount)
+        self.command_stack.append((("INCRBY", name, amount), _NO_OPTIONS))
+        self._add2(_H_INCRBY, name, amount)
+        return self
+
+    def decr(self, name: Any, amount: int = 1) -> Any:  # type: ignore[override]
+        return self.decrby(name, amount)
+
+    def decrby(self, name: Any, amount: int = 1) -> Any:  # type: ignore[override]
+        if not self._lean():
+            return super().decrby(name, amount)
+        self.command_stack.append((("DECRBY", name, amount), _NO_OPTIONS))
+        self._add2(_H_DECRBY, name, amount)
+        return self
+
+    def hget(self, name: Any, key: Any) -> Any:
+        if not self._lean():
+            return super().hget(name, key)
+        self.command_stack.append((("HGET", name, key), _NO_OPTIONS))
+        self._add2(_H_HGET, name, key)
+        return self
+
+    def hset(self, name: Any, key: Any = None, value: Any = None, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        if args or kwargs or key is None or not self._lean():
+            return super().hset(name, key, value, *args, **kwargs)
+        self.command_stack.append((("HSET", name, key, value), _NO_OPTIONS))
+        self._add3(_H_HSET, name, key, value)
+        return self
+
+    def hincrby(self, name: Any, key: Any, amount: int = 1) -> Any:  # type: ignore[override]
+        if not self._lean():
+            return super().hincrby(name, key, amount)
+        self.command_stack.append((("HINCRBY", name, key, amount), _NO_OPTIONS))
+        self._add3(_H_HINCRBY, name, key, amount)
+        return self
+
+    def hgetall(self, name: Any) -> Any:
+        if not self._lean():
+            return super().hgetall(name)
+        self.command_stack.append((("HGETALL", name), _NO_OPTIONS))
+        self._add1(_H_HGETALL, name)
+        return self
+
+    def zadd(self, name: Any, mapping: Any, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        if args or kwargs or not self._lean() or not isinstance(mapping, dict) or not mapping:
+            return super().zadd(name, mapping, *args, **kwargs)
+        if len(mapping) == 1:
+            for member, score in mapping.items():
+                self.command_stack.append((("ZADD", name, score, member), _NO_OPTIONS))
+                self._add3(_H_ZADD, name, score, member)
+            return self
+        pieces: List[Any] = [name]
+        for member, score in mapping.items():
+            pieces.append(score)
+            pieces.append(member)
+        self.command_stack.append((("ZADD", *pieces), _NO_OPTIONS))
+        self._addn(_H_ZADD, pieces)
+        return self
+
+    def zincrby(self, name: Any, amount: Any, value: Any) -> Any:
+        if not self._lean():
+            return super().zincrby(name, amount, value)
+        self.command_stack.append((("ZINCRBY", name, amount, value), _NO_OPTIONS))
+        self._add3(_H_ZINCRBY, name, amount, value)
+        return self
+
+    def zscore(self, name: Any, value: Any) -> Any:
+        if not self._lean():
+            return super().zscore(name, value)
+        self.command_stack.append((("ZSCORE", name, value), _NO_OPTIONS))
+        self._add2(_H_ZSCORE, name, value)
+        return self
+
+    def zcard(self, name: Any) -> Any:
+        return self._simple1("ZCARD", _H_ZCARD, name) if self._lean() else super().zcard(name)
+
+    def scard(self, name: Any) -> Any:
+        return self._simple1("SCARD", _H_SCARD, name) if self._lean() else super().scard(name)
+
+    def ttl(self, name: Any) -> Any:
+        return self._simple1("TTL", _H_TTL, name) if self._lean() else super().ttl(name)
+
+    def smembers(self, name: Any) -> Any:
+        return self._simple1("SMEMBERS", _H_SMEMBERS, name) if self._lean() else super().smembers(name)
+
+    def sismember(self, name: Any, value: Any) -> Any:
+        if not self._lean():
+            return super().sismember(name, value)
+        self.command_stack.append((("SISMEMBER", name, value), _NO_OPTIONS))
+        self._add2(_H_SISMEMBER, name, value)
+        return self
+
+    def getbit(self, name: Any, offset: int) -> Any:
+        if not self._lean():
+            return super().getbit(name, offset)
+        self.command_stack.append((("GETBIT", name, offset), _NO_OPTIONS))
+        self._add2(_H_GETBIT, name, offset)
+        return self
+
+    def setbit(self, name: Any, offset: int, value: int) -> Any:
+        if not self._lean():
+            return super().setbit(name, offset, value)
+        value = value and 1 or 0
+        self.command_stack.append((("SETBIT", name, offset, value), _NO_OPTIONS))
+        self._add3(_H_SETBIT, name, offset, value)
+        return self
+
+    def expire(self, name: Any, time: Any, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        if args or kwargs or not self._lean() or not isinstance(time, int):
+            return super().expire(name, time, *args, **kwargs)
+        self.command_stack.append((("EXPIRE", name, time), _NO_OPTIONS))
+        self._add2(_H_EXPIRE, name, time)
+        return self
+
+    def pexpire(self, name: Any, time: Any, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        if args or kwargs or not self._lean() or not isinstance(time, int):
+            return super().pexpire(name, time, *args, **kwargs)
+        self.command_stack.append((("PEXPIRE", name, time), _NO_OPTIONS))
+        self._add2(_H_PEXPIRE, name, time)
+        return self
+
+    def lrange(self, name: Any, start: int, end: int) -> Any:
+        if not self._lean():
+            return super().lrange(name, start, end)
+        self.command_stack.append((("LRANGE", name, start, end), _NO_OPTIONS))
+        self._add3(_H_LRANGE, name, start, end)
+        return self
+
+    def publish(self, channel: Any, message: Any, **kwargs: Any) -> Any:
+        if kwargs or not self._lean():
+            return super().publish(channel, message, **kwargs)
+        self.command_stack.append((("PUBLISH", channel, message), _NO_OPTIONS))
+        self._add2(_H_PUBLISH, channel, message)
+        return self
+
+    # Variadic commands: one name, then the user's arguments as redis-py sends them.
+    def delete(self, *names: Any) -> Any:
+        return self._variadic("DEL", _H_DEL, names) if self._lean() else super().delete(*names)
+
+    def exists(self, *names: Any) -> Any:
+        return self._variadic("EXISTS", _H_EXISTS, names) if self._lean() else super().exists(*names)
+
+    def sadd(self, name: Any, *values: Any) -> Any:
+        return self._variadic("SADD", _H_SADD, (name, *values)) if self._lean() else super().sadd(name, *values)
+
+    def srem(self, name: Any, *values: Any) -> Any:
+        return self._variadic("SREM", _H_SREM, (name, *values)) if self._lean() else super().srem(name, *values)
+
+    def lpush(self, name: Any, *values: Any) -> Any:
+        return self._variadic("LPUSH", _H_LPUSH, (name, *values)) if self._lean() else super().lpush(name, *values)
+
+    def rpush(self, name: Any, *values: Any) -> Any:
+        return self._variadic("RPUSH", _H_RPUSH, (name, *values)) if self._lean() else super().rpush(name, *values)
+
+    def zrem(self, name: Any, *values: Any) -> Any:
+        return self._variadic("ZREM", _H_ZREM, (name, *values)) if self._lean() else super().zrem(name, *values)
+
+    def pfadd(self, name: Any, *values: Any) -> Any:
+        return self._variadic("PFADD", _H_PFADD, (name, *values)) if self._lean() else super().pfadd(name, *values)
+
+    def pfcount(self, *sources: Any) -> Any:
+        return self._variadic("PFCOUNT", _H_PFCOUNT, sources) if self._lean() else super().pfcount(*sources)
+
+    def evalsha(self, sha: str, numkeys: int, *keys_and_args: Any) -> Any:
+        if not self._lean():
+            return super().evalsha(sha, numkeys, *keys_and_args)
+        return self._variadic("EVALSHA", _H_EVALSHA, (sha, numkeys, *keys_and_args))
+
+    # -- staging primitives ----------------------------------------------
+    def _simple1(self, name: str, hdr: bytes, a: Any) -> "Pipeline":
+        self.command_stack.append(((name, a), _NO_OPTIONS))
+        self._add1(hdr, a)
+        return self
+
+    def _variadic(self, name: str, hdr: bytes, args: Tuple[Any, ...]) -> "Pipeline":
+        self.command_stack.append(((name, *args), _NO_OPTIONS))
+        self._addn(hdr, args)
+        return self
+
+    def _add1(self, hdr: bytes, a: Any) -> None:
+        try:
+            self._buf.add1(hdr, a)
+        except Exception as e:
+            self._defer(e)
+
+    def _add2(self, hdr: bytes, a: Any, b: Any) -> None:
+        try:
+            self._buf.add2(hdr, a, b)
+        except Exception as e:
+            self._defer(e)
+
+    def _add3(self, hdr: bytes, a: Any, b: Any, c: Any) -> None:
+        try:
+            self._buf.add3(hdr, a, b, c)
+        except Exception as e:
+            self._defer(e)
+
+    def _addn(self, hdr: bytes, args: Sequence[Any]) -> None:
+        try:
+            self._buf.addn(hdr, args)
+        except Exception as e:
+            self._defer(e)
+
+    def _defer(self, error: BaseException) -> None:
+        # redis-py encodes at execute(): a bad argument raises from there.
+        if self._deferred_error is None:
+            self._deferred_error = error
+
+    # -- execution -----------------------------------------------------------
+    def _use_redis_path(self, conn: Any) -> bool:
+        return self._redis_path
+
+    def annotate_exception(self, exception: Exception, number: int, command: Any) -> None:
+        if isinstance(command, _BatchArgs):
+            command = command.row(number - 1 - command.start)
+        super().annotate_exception(exception, number, command)
+
+    def _raise_deferred(self) -> None:
+        error = self._deferred_error
+        if error is not None:
+            raise error
+
+    def _execute_pipeline(self, connection: Any, commands: Any, raise_on_error: bool) -> List[Any]:
+        if self._use_redis_path(connection):
+            return super()._execute_pipeline(connection, _materialise(commands), raise_on_error)
+        self._raise_deferred()
+        connection.send_packed_command([self._buf.getvalue()])
+        response = read_replies(connection, len(commands))
+        response = self._apply_callbacks(response, commands, pipeline_mode=True)
+        if raise_on_error:
+            self.raise_first_error(commands, response)
+        return response
+
+    def _execute_transaction(self, connection: Any, commands: Any, raise_on_error: bool) -> List[Any]:
+        if self._use_redis_path(connection):
+            return super()._execute_transaction(connection, _materialise(commands), raise_on_error)
+        self._raise_deferred()
+        connection.send_packed_command([_MULTI, self._buf.getvalue(), _EXEC])
+        replies = read_replies(connection, len(commands) + 2)
+        errors: List[Tuple[int, Any]] = []
+        if isinstance(replies[0], ResponseError):
+            errors.append((0, replies[0]))
+        for i in range(len(commands)):
+            r = replies[i + 1]
+            if isinstance(r, ResponseError):
+                self.annotate_exception(r, i + 1, commands[i][0])
+                errors.append((i, r))
+        response = replies[-1]
+        if isinstance(response, ExecAbortError):
+            if errors:
+                raise errors[0][1]
+            raise response
+        if isinstance(response, ResponseError):
+            raise response
+        self.watching = False
+        if response is None:
+            raise WatchError("Watched variable changed.")
+        for i, e in errors:
+            response.insert(i, e)
+        if len(response) != len(commands):
+            self.connection.disconnect()
+            raise ResponseError("Wrong number of response items from pipeline execution")
+        if raise_on_error:
+            self.raise_first_error(commands, response)
+        return self._apply_callbacks(response, commands, pipeline_mode=False)
+
+    def _apply_callbacks(self, response: List[Any], commands: Any, pipeline_mode: bool) -> List[Any]:
+        callbacks = self.response_callbacks
+        resolved: Dict[Any, Any] = {}
+        for i, (args, options) in enumerate(commands):
+            name = args[0]
+            try:
+                cb = resolved[name]
+            except KeyError:
+                cb = resolved[name] = callbacks.get(name)
+            if cb is None:
+                continue
+            r = response[i]
+            if isinstance(r, Exception):
+                continue
+            if options:
+                opts = {k: v for k, v in options.items() if k != "keys"}
+                response[i] = cb(r, **opts) if opts else cb(r)
+            elif cb is parse_set_result or cb is bool_ok:
+                response[i] = r and (r == b"OK" or r == "OK")
+            else:
+                response[i] = cb(r)
+        return response
+
+
+def _materialise(commands: Any) -> List[Tuple[Tuple[Any, ...], Dict[str, Any]]]:
+    """The stack with batch rows expanded, for redis-py's own execute paths."""
+    out = []
+    for i, (args, options) in enumerate(commands):
+        if isinstance(args, _BatchArgs):
+            args = args.row(i - args.start)
+        out.append((args, options))
+    return out
+
+
+def _is_column(a: Any) -> bool:
+    return not isinstance(a, (str, bytes, bytearray, memoryview)) and hasattr(a, "__len__") and hasattr(a, "__getitem__")
+
+
+class _BatchArgs:
+    """The command of every row of one ``batch()``; ``[0]`` is the name."""
+
+    __slots__ = ("name", "args", "cols", "start")
+
+    def __init__(self, name: str, args: Tuple[Any, ...], cols: List[int], start: int) -> None:
+        self.name, self.args, self.cols, self.start = name, args, cols, start
+
+    def row(self, i: int) -> Tuple[Any, ...]:
+        """The argument tuple of row ``i`` of the batch."""
+        cols = self.cols
+        return (self.name, *[a[i] if j in cols else a for j, a in enumerate(self.args) if j])
+
+    def __getitem__(self, k: int) -> Any:
+        if k == 0:
+            return self.name
+        raise IndexError("batch rows are read with row(i)")
+
+
+_H_GET, _H_SET, _H_INCRBY, _H_DECRBY = _hdr("GET"), _hdr("SET"), _hdr("INCRBY"), _hdr("DECRBY")
+_H_HGET, _H_HSET, _H_HINCRBY, _H_HGETALL = _hdr("HGET"), _hdr("HSET"), _hdr("HINCRBY"), _hdr("HGETALL")
+_H_ZADD, _H_ZINCRBY, _H_ZSCORE, _H_ZCARD, _H_ZREM = _hdr("ZADD"), _hdr("ZINCRBY"), _hdr("ZSCORE"), _hdr("ZCARD"), _hdr("ZREM")
+_H_SADD, _H_SREM, _H_SCARD, _H_SMEMBERS, _H_SISMEMBER = _hdr("SADD"), _hdr("SREM"), _hdr("SCARD"), _hdr("SMEMBERS"), _hdr("SISMEMBER")
+_H_LPUSH, _H_RPUSH, _H_LRANGE = _hdr("LPUSH"), _hdr("RPUSH"), _hdr("LRANGE")
+_H_DEL, _H_EXISTS, _H_EXPIRE, _H_PEXPIRE, _H_TTL = _hdr("DEL"), _hdr("EXISTS"), _hdr("EXPIRE"), _hdr("PEXPIRE"), _hdr("TTL")
+_H_PFADD, _H_PFCOUNT, _H_GETBIT, _H_SETBIT = _hdr("PFADD"), _hdr("PFCOUNT"), _hdr("GETBIT"), _hdr("SETBIT")
+_H_PUBLISH, _H_EVALSHA = _hdr("PUBLISH"), _hdr("EVALSHA")
+
+_REDIS_INIT = inspect.signature(redis.Redis.__init__)
 
 
 class Redis(redis.Redis):
-    """``redis.Redis`` with a faster pipeline and hot commands."""
+    """``redis.Redis`` with a faster pipeline, batch staging and reply parsing.
+
+    Same constructor, commands, options and return values as redis-py 8.x.
+
+    Example::
+
+        >>> import fastredis
+        >>> from fastredis.server import RedisServer
+        >>> server = RedisServer()
+        >>> r = fastredis.Redis(port=server.port, decode_responses=True)
+        >>> r.set("greeting", "hello")
+        True
+        >>> r.get("greeting")
+        'hello'
+        >>> server.stop()
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        bound = _REDIS_INIT.bind(self, *args, **kwargs)
+        single = bool(bound.arguments.get("single_connection_client", False))
+        own_pool = bound.arguments.get("connection_pool") is None
+        if single and own_pool:
+            bound.arguments["single_connection_client"] = False
+        super().__init__(*bound.args[1:], **bound.kwargs)
+        pool = self.connection_pool
+        if own_pool and _fast_pool(pool):
+            pool.connection_kwargs["parser_class"] = FastParser
+        if single and own_pool:
+            from redis.event import AfterSingleConnectionInstantiationEvent, ClientType
+
+            self._single_connection_client = True
+            self.connection = pool.get_connection()
+            self._event_dispatcher.dispatch(
+                AfterSingleConnectionInstantiationEvent(self.connection, ClientType.SYNC, self.single_connection_lock)
+            )
+
+    @classmethod
+    def from_url(cls, url: str, **kwargs: Any) -> "Redis":
+        """As ``redis.Redis.from_url``, with the fast parser on the pool it builds."""
+        if "connection_class" not in kwargs and "parser_class" not in kwargs and not kwargs.get("cache_config") and not kwargs.get("cache"):
+            kwargs["parser_class"] = FastParser
+        return super().from_url(url, **kwargs)  # type: ignore[return-value]
 
     def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> Pipeline:
+        """A :class:`Pipeline` (redis-py semantics, fast staging and execute)."""
         return Pipeline(self.connection_pool, self.response_callbacks, transaction, shard_hint)
+
+    def _send_command_parse_response(self, conn: Any, command_name: str, *args: Any, **options: Any) -> Any:
+        if command_name in _SPECIAL_COMMANDS or not isinstance(conn._parser, FastParser):
+            return super()._send_command_parse_response(conn, command_name, *args, **options)
+        conn.send_packed_command([_resp.pack_command(args, conn.encoder.encoding, conn.encoder.encoding_errors)])
+        return self.parse_response(conn, command_name, **options)

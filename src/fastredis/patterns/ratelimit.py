@@ -1,0 +1,448 @@
+"""Rate limiting: sliding log, sliding-window counter, fixed window, token
+bucket (GCRA), and a composite of any of them.
+
+Every decision is one atomic Lua script (``lua/hit_rate_limits.lua``) with time
+from ``redis.call('TIME')``: trim, count, check, and only if every limit admits
+the request, consume. A rejected request consumes nothing; log members are
+unique per request (time, a per-call request id, position), so requests in
+the same microsecond never collapse. State keys expire when idle. Each user
+key is escaped and used as the hash tag, so all limits of one key (also
+across a :class:`CompositeLimiter`) share a cluster slot.
+
+Replay safety: these scripts run **without automatic retry**. A pooled
+connection that went stale (server restart, ``CLIENT KILL``) is replaced by
+the pool before the request is sent, and a ``NOSCRIPT`` reply (which means
+the script did not run) is repaired with ``SCRIPT LOAD`` and re-sent. But a
+connection error *after* the script was sent is raised to the caller as
+``redis.ConnectionError``/``TimeoutError`` and never replayed, because the
+script may already have counted the request: the client's retry policy would
+count it twice.
+
+Example::
+
+    >>> from fastredis.server import RedisServer
+    >>> from fastredis.patterns.ratelimit import FixedWindowLimiter
+    >>> server = RedisServer()
+    >>> limiter = FixedWindowLimiter(server.client(), limit=2, window=60)
+    >>> [limiter.hit("alice").allowed for _ in range(3)]
+    [True, True, False]
+    >>> limiter.peek("alice").remaining
+    0
+    >>> server.stop()
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import os
+import threading
+import time
+from typing import Any, Iterable, List, NamedTuple, Optional, Sequence, Tuple
+
+from redis.exceptions import ConnectionError, NoScriptError, ResponseError, TimeoutError
+
+from .. import _window
+from ..keys import KeyPart, KeySpace
+from ..scripts import LuaScript
+
+__all__ = [
+    "Decision",
+    "SlidingWindowLimiter",
+    "SlidingWindowCounterLimiter",
+    "FixedWindowLimiter",
+    "TokenBucketLimiter",
+    "CompositeLimiter",
+]
+
+_ENGINE = LuaScript.load("hit_rate_limits")
+# Requests per EVALSHA in hit_many: bounds how long one script blocks the
+# server; all chunks still go out in one round trip.
+_CHUNK = 2000
+_INF = float("inf")
+
+
+class Decision(NamedTuple):
+    """The answer to one rate-limited request.
+
+    ``retry_after`` (seconds) is 0 when allowed and ``inf`` when the cost can
+    never fit; ``reset_after`` is the seconds until the limit is full again.
+    For a composite, ``limit`` and the times are those of the binding limit.
+
+    Example::
+
+        >>> d = Decision(True, 10, 9, 0.0, 1.0)
+        >>> d.allowed, d.remaining
+        (True, 9)
+    """
+
+    allowed: bool
+    limit: int
+    remaining: int
+    retry_after: float
+    reset_after: float
+
+
+# -- request ids (unique log members across processes and calls) ----------
+_COUNTER = itertools.count()
+_TOKEN = [os.getpid(), os.urandom(6).hex()]
+
+
+def _rid() -> str:
+    pid = os.getpid()
+    if _TOKEN[0] != pid:  # forked: a child must not reuse the parent's ids
+        _TOKEN[:] = [pid, os.urandom(6).hex()]
+    return f"{_TOKEN[1]}.{next(_COUNTER)}"
+
+
+# -- argument checks -------------------------------------------------------
+def _positive_int(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if value <= 0:
+        raise ValueError(f"{name} must be > 0, got {value!r}")
+    return value
+
+
+def _positive_seconds(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number of seconds, got {type(value).__name__}")
+    f = float(value)
+    if not (math.isfinite(f) and f > 0):
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    return f
+
+
+def _window_us(window: float) -> int:
+    us = int(round(window * 1_000_000))
+    if us < 1:
+        raise ValueError(f"window must be at least 1 microsecond, got {window!r}")
+    return us
+
+
+# -- I/O: send once, no automatic retry -------------------------------------
+def _execute_once(client: Any, commands: Sequence[Tuple[Any, ...]]) -> List[Any]:
+    """Send ``commands`` in one round trip on one connection, never replayed.
+
+    NOSCRIPT replies (the script did not run) are repaired by SCRIPT LOAD and
+    re-sent; any other ResponseError is raised; connection errors propagate.
+    """
+    if not hasattr(client, "connection_pool") or hasattr(client, "command_stack"):
+        raise TypeError("a rate limiter needs a redis.Redis (or fastredis.Redis) client, not a pipeline")
+    pool = client.connection_pool
+    conn = getattr(client, "connection", None)
+    lock = getattr(client, "single_connection_lock", None) if conn is not None else None
+    own = conn is None
+    if own:
+        conn = pool.get_connection()
+    elif lock is not None:
+        lock.acquire()
+    try:
+        replies = _round_trip(conn, commands)
+        missing = [i for i, r in enumerate(replies) if isinstance(r, NoScriptError)]
+        if missing:
+            again = _round_trip(conn, [("SCRIPT", "LOAD", _ENGINE.script)] + [commands[i] for i in missing])
+            for i, r in zip(missing, again[1:]):
+                replies[i] = r
+        for r in replies:
+            if isinstance(r, ResponseError):
+                raise r
+        return replies
+    finally:
+        if own:
+            pool.release(conn)
+        elif lock is not None:
+            lock.release()
+
+
+def _round_trip(conn: Any, commands: Sequence[Tuple[Any, ...]]) -> List[Any]:
+    try:
+        conn.send_packed_command(conn.pack_commands(commands))
+        replies: List[Any] = []
+        for _ in commands:
+            try:
+                replies.append(conn.read_response())
+            except ResponseError as e:
+                replies.append(e)
+        return replies
+    except (ConnectionError, TimeoutError, OSError):
+        conn.disconnect()
+        raise
+
+
+# -- the shared engine -------------------------------------------------------
+class _RateLimit:
+    """Build, execute and interpret ``hit_rate_limits.lua`` for some limits."""
+
+    _parts: Tuple["_Limiter", ...]
+
+    def __init__(self, client: Any, local: bool) -> None:
+        if not hasattr(client, "execute_command"):
+            raise TypeError(f"client must be a redis.Redis or fastredis.Redis, got {type(client).__name__}")
+        self.client = client
+        self._deny: Optional[Any] = _window.DenyCache() if local else None
+        self._spec_args: Tuple[Any, ...] = ()
+        self._limits: Tuple[int, ...] = ()
+
+    def _freeze(self) -> None:
+        args: List[Any] = []
+        for p in self._parts:
+            args.extend(p._spec)
+        self._spec_args = tuple(args)
+        self._limits = tuple(p.limit for p in self._parts)
+
+    # build
+    def _keys_of(self, key: KeyPart) -> List[str]:
+        return [p._state_key(key) for p in self._parts]
+
+    def _build(self, keys: Sequence[KeyPart], cost: int, mode: str) -> List[Tuple[Any, ...]]:
+        head = (mode, len(self._parts), cost, _rid()) + self._spec_args
+        commands = []
+        for start in range(0, len(keys), _CHUNK):
+            redis_keys: List[str] = []
+            for k in keys[start:start + _CHUNK]:
+                redis_keys.extend(self._keys_of(k))
+            commands.append(_ENGINE.command(redis_keys, head))
+        return commands
+
+    # interpret
+    def _interpret(self, replies: Sequence[Any]) -> List[Decision]:
+        out: List[Decision] = []
+        for reply in replies:
+            out.extend(_window.decode_decisions(reply, self._limits, Decision))
+        return out
+
+    def _run(self, keys: Sequence[KeyPart], cost: int, mode: str) -> List[Decision]:
+        if not keys:
+            return []
+        return self._interpret(_execute_once(self.client, self._build(keys, cost, mode)))
+
+    # public operations
+    def hit(self, key: KeyPart, cost: int = 1) -> Decision:
+        """Count one request of ``cost`` for ``key`` if every limit admits it."""
+        return self.hit_many([key], cost)[0]
+
+    def hit_many(self, keys: Iterable[KeyPart], cost: int = 1) -> List[Decision]:
+        """One decision per key, in order, in one round trip; a key repeated
+        in ``keys`` counts once per occurrence.
+
+        The batch spans cluster slots (one script call per chunk of keys): on
+        Redis Cluster use :meth:`hit` per key, or keys sharing a hash tag.
+        """
+        cost = _positive_int(cost, "cost")
+        keys = list(keys)
+        deny = self._deny
+        if deny is None:
+            return self._run(keys, cost, "hit")
+        now = time.monotonic()
+        waits = [deny.blocked(self._parts[0]._state_key(k), now) for k in keys]
+        ask = [k for k, w in zip(keys, waits) if w <= 0.0]
+        got = iter(self._run(ask, cost, "hit"))
+        out: List[Decision] = []
+        for k, w in zip(keys, waits):
+            if w > 0.0:
+                out.append(Decision(False, min(self._limits), 0, w, w))
+                continue
+            d = next(got)
+            if not d.allowed and d.retry_after != _INF:
+                deny.deny(self._parts[0]._state_key(k), now + d.retry_after, now)
+            out.append(d)
+        return out
+
+    def peek(self, key: KeyPart, cost: int = 1) -> Decision:
+        """What :meth:`hit` would answer for ``key`` now; consumes nothing."""
+        cost = _positive_int(cost, "cost")
+        return self._run([key], cost, "peek")[0]
+
+    def reset(self, key: KeyPart) -> None:
+        """Forget every count for ``key`` (one DEL of its state keys)."""
+        keys = self._keys_of(key)
+        if self._deny is not None:
+            self._deny.discard(keys[0])
+        self.client.execute_command("DEL", *keys)
+
+
+class _Limiter(_RateLimit):
+    """One limit: its algorithm code, its key suffix and its script parameters."""
+
+    _alg = ""
+
+    def __init__(self, client: Any, limit: int, window: float, prefix: str, local: bool) -> None:
+        self.limit = _positive_int(limit, "limit")
+        self.window = _positive_seconds(window, "window")
+        self._ks = KeySpace(prefix)
+        self._spec = (self._alg, self.limit, _window_us(self.window))
+        self._suffix = (self._alg, str(self.limit), repr(self.window))
+        super().__init__(client, local)
+        self._parts = (self,)
+        self._freeze()
+
+    def _state_key(self, key: KeyPart) -> str:
+        # The user key is the hash tag; the suffix names the limit, so two
+        # limiters with different settings never share state.
+        return self._ks.tagged(key, *self._suffix)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(limit={self.limit}, window={self.window}, prefix={self._ks.prefix!r})"
+
+
+class SlidingWindowLimiter(_Limiter):
+    """An exact sliding log: at most ``limit`` admissions in any ``window``
+    seconds, one sorted-set member per admitted unit of cost.
+
+    Memory is O(limit) per key, so prefer :class:`SlidingWindowCounterLimiter`
+    for large limits. ``local=True`` keeps denied keys denied in-process until
+    their ``retry_after``, at no round trip.
+
+    Replay safety: runs without automatic retry (see the module docstring).
+
+    Example::
+
+        >>> from fastredis.server import RedisServer
+        >>> server = RedisServer()
+        >>> sw = SlidingWindowLimiter(server.client(), limit=1, window=10, local=True)
+        >>> sw.hit("ip:1").allowed, sw.hit("ip:1").allowed
+        (True, False)
+        >>> 9 < sw.hit("ip:1").retry_after <= 10     # from the deny cache
+        True
+        >>> server.stop()
+    """
+
+    _alg = "log"
+
+    def __init__(self, client: Any, limit: int, window: float, *, prefix: str = "rl", local: bool = False) -> None:
+        super().__init__(client, limit, window, prefix, local)
+
+
+class SlidingWindowCounterLimiter(_Limiter):
+    """A sliding-window counter: the previous fixed window weighted by its
+    overlap with the sliding window, plus the current one. O(1) memory per key,
+    approximate (assumes the previous window's requests were evenly spread).
+
+    Replay safety: runs without automatic retry (see the module docstring).
+
+    Example::
+
+        >>> from fastredis.server import RedisServer
+        >>> server = RedisServer()
+        >>> swc = SlidingWindowCounterLimiter(server.client(), limit=5, window=60)
+        >>> swc.hit("k", cost=5).remaining, swc.hit("k").allowed
+        (0, False)
+        >>> server.stop()
+    """
+
+    _alg = "ctr"
+
+    def __init__(self, client: Any, limit: int, window: float, *, prefix: str = "rl", local: bool = False) -> None:
+        super().__init__(client, limit, window, prefix, local)
+
+
+class FixedWindowLimiter(_Limiter):
+    """At most ``limit`` per fixed window; windows are aligned to multiples of
+    ``window`` seconds since the epoch (server time).
+
+    Replay safety: runs without automatic retry (see the module docstring).
+
+    Example::
+
+        >>> from fastredis.server import RedisServer
+        >>> server = RedisServer()
+        >>> fw = FixedWindowLimiter(server.client(), limit=3, window=3600)
+        >>> fw.hit("k", cost=2).remaining
+        1
+        >>> fw.hit("k", cost=9).retry_after     # more than the limit: never
+        inf
+        >>> server.stop()
+    """
+
+    _alg = "fix"
+
+    def __init__(self, client: Any, limit: int, window: float, *, prefix: str = "rl", local: bool = False) -> None:
+        super().__init__(client, limit, window, prefix, local)
+
+
+class TokenBucketLimiter(_Limiter):
+    """A token bucket of ``capacity`` tokens refilled at ``rate`` tokens per
+    second, run as GCRA: one stored number (the theoretical arrival time) per
+    key, which expires when the bucket is full again.
+
+    Replay safety: runs without automatic retry (see the module docstring).
+
+    Example::
+
+        >>> from fastredis.server import RedisServer
+        >>> server = RedisServer()
+        >>> tb = TokenBucketLimiter(server.client(), rate=1.0, capacity=2)
+        >>> [tb.hit("k").allowed for _ in range(3)]
+        [True, True, False]
+        >>> 0 < tb.peek("k").retry_after <= 1.0
+        True
+        >>> server.stop()
+    """
+
+    _alg = "gcra"
+
+    def __init__(self, client: Any, rate: float, capacity: int, *, prefix: str = "rl", local: bool = False) -> None:
+        self.rate = _positive_seconds(rate, "rate")
+        self.capacity = _positive_int(capacity, "capacity")
+        interval = 1_000_000.0 / self.rate
+        if not math.isfinite(interval * self.capacity):
+            raise ValueError(f"rate {rate!r} is too small for capacity {capacity!r}")
+        _RateLimit.__init__(self, client, local)
+        self.limit = self.capacity
+        self._ks = KeySpace(prefix)
+        self._spec = (self._alg, self.capacity, repr(interval))
+        self._suffix = (self._alg, str(self.capacity), repr(self.rate))
+        self._parts = (self,)
+        self._freeze()
+
+    def __repr__(self) -> str:
+        return f"TokenBucketLimiter(rate={self.rate}, capacity={self.capacity}, prefix={self._ks.prefix!r})"
+
+
+class CompositeLimiter(_RateLimit):
+    """Several limits checked together in one script: a request is admitted
+    only if every limit admits it, and nothing is consumed otherwise.
+
+    The limiters' own clients are ignored: the composite runs on the first
+    limiter's client (or ``client=``). Every limit of one key shares the key's
+    hash tag, so a composite decision stays in one cluster slot.
+
+    Replay safety: runs without automatic retry (see the module docstring).
+
+    Example::
+
+        >>> from fastredis.server import RedisServer
+        >>> server = RedisServer(); r = server.client()
+        >>> both = CompositeLimiter([FixedWindowLimiter(r, 10, 1), FixedWindowLimiter(r, 1000, 3600)])
+        >>> d = both.hit("user:7")
+        >>> d.allowed, d.limit, d.remaining
+        (True, 10, 9)
+        >>> server.stop()
+    """
+
+    def __init__(self, limiters: Sequence[_Limiter], *, client: Any = None, local: bool = False) -> None:
+        parts = tuple(limiters)
+        if not parts:
+            raise ValueError("CompositeLimiter needs at least one limiter")
+        for p in parts:
+            if not isinstance(p, _Limiter):
+                raise TypeError(f"CompositeLimiter takes limiters, got {type(p).__name__}")
+        if len({p._state_key("x") for p in parts}) != len(parts):
+            raise ValueError("CompositeLimiter got the same limit twice (same prefix, algorithm and settings)")
+        super().__init__(client if client is not None else parts[0].client, local)
+        self._parts = parts
+        self._freeze()
+
+    @property
+    def limit(self) -> int:
+        """The smallest limit (capacity) of the combined limiters."""
+        return min(self._limits)
+
+    @property
+    def limiters(self) -> Tuple[_Limiter, ...]:
+        """The combined limiters, in order."""
+        return self._parts
+
+    def __repr__(self) -> str:
+        return f"CompositeLimiter({list(self._parts)!r})"

@@ -78,10 +78,13 @@ class FastParser(_HiredisParser):
     and push handlers, so error classes and RESP3 notifications are unchanged.
     """
 
+    #: The RESP core module (compiled ``_resp_c`` or the ``_resp_py`` twin).
+    core: Any = _resp
+
     def on_connect(self, connection: Any, **kwargs: Any) -> None:
         super().on_connect(connection, **kwargs)
         encoder = connection.encoder
-        self._reader = _resp.Reader(
+        self._reader = self.core.Reader(
             protocolError=ProtocolError,
             replyError=self._reply_error,
             encoding=encoder.encoding if encoder.decode_responses else None,
@@ -144,11 +147,12 @@ def read_replies(conn: Any, count: int) -> List[Any]:
 
 def _fast_pool(pool: Any) -> bool:
     """True when the pool builds plain connections we may give a FastParser."""
+    parser = pool.connection_kwargs.get("parser_class")
     return (
         pool.connection_class in _FAST_CONNECTIONS
         and getattr(pool, "cache", None) is None
         and not pool.connection_kwargs.get("cache_config")
-        and pool.connection_kwargs.get("parser_class") in (None, FastParser, redis.connection.DefaultParser)
+        and (parser is None or parser is redis.connection.DefaultParser or issubclass(parser, FastParser))
     )
 
 
@@ -170,10 +174,13 @@ class Pipeline(redis.client.Pipeline):
         >>> server.stop()
     """
 
+    #: The RESP core module (compiled ``_resp_c`` or the ``_resp_py`` twin).
+    core: Any = _resp
+
     def __init__(self, connection_pool: Any, response_callbacks: Any, transaction: bool, shard_hint: Any) -> None:
         super().__init__(connection_pool, response_callbacks, transaction, shard_hint)
         kw = connection_pool.connection_kwargs
-        self._buf = _resp.CommandBuffer(kw.get("encoding", "utf-8"), kw.get("encoding_errors", "strict"))
+        self._buf = self.core.CommandBuffer(kw.get("encoding", "utf-8"), kw.get("encoding_errors", "strict"))
         self._deferred_error: Optional[BaseException] = None
         # True once something is staged that only redis-py's own path handles.
         self._redis_path = not _fast_pool(connection_pool)
@@ -626,6 +633,9 @@ class Redis(redis.Redis):
         >>> server.stop()
     """
 
+    parser_class: Any = FastParser
+    pipeline_class: Any = Pipeline
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         bound = _REDIS_INIT.bind(self, *args, **kwargs)
         single = bool(bound.arguments.get("single_connection_client", False))
@@ -635,7 +645,7 @@ class Redis(redis.Redis):
         super().__init__(*bound.args[1:], **bound.kwargs)
         pool = self.connection_pool
         if own_pool and _fast_pool(pool):
-            pool.connection_kwargs["parser_class"] = FastParser
+            pool.connection_kwargs["parser_class"] = self.parser_class
         if single and own_pool:
             from redis.event import AfterSingleConnectionInstantiationEvent, ClientType
 
@@ -649,15 +659,33 @@ class Redis(redis.Redis):
     def from_url(cls, url: str, **kwargs: Any) -> "Redis":
         """As ``redis.Redis.from_url``, with the fast parser on the pool it builds."""
         if "connection_class" not in kwargs and "parser_class" not in kwargs and not kwargs.get("cache_config") and not kwargs.get("cache"):
-            kwargs["parser_class"] = FastParser
+            kwargs["parser_class"] = cls.parser_class
         return super().from_url(url, **kwargs)  # type: ignore[return-value]
 
     def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> Pipeline:
         """A :class:`Pipeline` (redis-py semantics, fast staging and execute)."""
-        return Pipeline(self.connection_pool, self.response_callbacks, transaction, shard_hint)
+        return self.pipeline_class(self.connection_pool, self.response_callbacks, transaction, shard_hint)
 
     def _send_command_parse_response(self, conn: Any, command_name: str, *args: Any, **options: Any) -> Any:
         if command_name in _SPECIAL_COMMANDS or not isinstance(conn._parser, FastParser):
             return super()._send_command_parse_response(conn, command_name, *args, **options)
-        conn.send_packed_command([_resp.pack_command(args, conn.encoder.encoding, conn.encoder.encoding_errors)])
+        conn.send_packed_command([self.parser_class.core.pack_command(args, conn.encoder.encoding, conn.encoder.encoding_errors)])
         return self.parse_response(conn, command_name, **options)
+
+
+def client_class_for(core: Any) -> type:
+    """A ``Redis`` subclass running on ``core`` (``_resp_c`` or ``_resp_py``).
+
+    Used by the tests and benchmarks to run both twins in one process.
+
+    Example::
+
+        >>> from fastredis import _resp_py
+        >>> client_class_for(_resp_py).parser_class.core is _resp_py
+        True
+    """
+    if core is _resp or getattr(core, "__name__", "") == getattr(_resp, "CommandBuffer").__module__:
+        return Redis
+    parser = type(f"FastParser_{core.__name__.rsplit('.', 1)[-1]}", (FastParser,), {"core": core})
+    pipe = type(f"Pipeline_{core.__name__.rsplit('.', 1)[-1]}", (Pipeline,), {"core": core})
+    return type(f"Redis_{core.__name__.rsplit('.', 1)[-1]}", (Redis,), {"parser_class": parser, "pipeline_class": pipe})

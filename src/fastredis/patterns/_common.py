@@ -1,0 +1,83 @@
+"""Small helpers shared by the leaderboard and analytics patterns.
+
+Example::
+
+    >>> once_key_ttl = ONCE_TTL
+    >>> chunks([1, 2, 3], 2)
+    [[1, 2], [3]]
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, List, Sequence
+
+from redis.client import NEVER_DECODE
+from redis.exceptions import NoScriptError
+
+from ..scripts import LuaScript
+
+__all__ = ["ONCE_TTL", "once_token", "eval_raw", "chunks", "check_member"]
+
+#: Lifetime (s) of the once-key that makes a non-idempotent script safe to
+#: replay under the client's retry policy: a retry within this time is a no-op.
+ONCE_TTL = 120
+
+
+def once_token() -> str:
+    """A fresh call token (the last part of a once-key).
+
+    Example::
+
+        >>> len(once_token())
+        32
+    """
+    return uuid.uuid4().hex
+
+
+def eval_raw(client: Any, script: LuaScript, keys: Sequence[Any], args: Sequence[Any]) -> Any:
+    """Run ``script`` with undecoded replies (members may be any bytes), NOSCRIPT-safe.
+
+    Like :class:`LuaScript` ``__call__``, but the reply is never decoded, so
+    non-UTF-8 members survive a ``decode_responses=True`` client.
+
+    Example::
+
+        >>> from fastredis.server import RedisServer
+        >>> server = RedisServer(); r = server.client()
+        >>> eval_raw(r, LuaScript("return ARGV[1]"), [], ["\\xff"])
+        b'\\xc3\\xbf'
+        >>> server.stop()
+    """
+    cmd = script.command(keys, args)
+    try:
+        return client.execute_command(*cmd, **{NEVER_DECODE: True})
+    except NoScriptError:
+        client.execute_command("SCRIPT LOAD", script.script)
+        return client.execute_command(*cmd, **{NEVER_DECODE: True})
+
+
+def chunks(seq: Sequence[Any], size: int) -> List[Sequence[Any]]:
+    """``seq`` cut into slices of at most ``size``.
+
+    Example::
+
+        >>> chunks("abcde", 2)
+        ['ab', 'cd', 'e']
+    """
+    return [seq[i:i + size] for i in range(0, len(seq), size)]
+
+
+def check_member(member: Any, name: str = "member") -> Any:
+    """A member/id must be str, bytes or int (not bool): returned unchanged.
+
+    Example::
+
+        >>> check_member("a")
+        'a'
+    """
+    if isinstance(member, (str, bytes)):
+        return member
+    if isinstance(member, bool) or not isinstance(member, int):
+        raise TypeError(f"{name} must be str, bytes or int, got {type(member).__name__}")
+    return member

@@ -1,0 +1,322 @@
+"""Benchmark cases shared by ``python -m fastredis bench`` and ``benchmarks/``.
+
+Each case runs the same operations through redis-py + hiredis, fastredis and
+fastredis on its pure-Python twin, against one server, in one run, so the
+ratio is what counts. Figures are medians of several rounds.
+
+Example::
+
+    >>> from fastredis._bench import CASES
+    >>> "pipeline 100k SET" in [c.name for c in CASES]
+    True
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional
+
+import redis
+
+IMPLS = ("redis-py", "fastredis", "fastredis-py")
+
+
+@dataclass(frozen=True)
+class Case:
+    """One benchmark: ``prepare(client)`` returns a callable doing ``ops`` operations."""
+
+    name: str
+    ops: int
+    prepare: Callable[[Any], Callable[[], Any]]
+    target: str = ""
+    decode: bool = False
+    rounds: int = 5
+
+
+def _keys(n: int) -> List[str]:
+    return [f"key:{i}" for i in range(n)]
+
+
+def _pipeline_set(n: int) -> Callable[[Any], Callable[[], Any]]:
+    keys = _keys(n)
+
+    def prepare(c: Any) -> Callable[[], Any]:
+        def run() -> Any:
+            p = c.pipeline(transaction=False)
+            for k in keys:
+                p.set(k, "value")
+            return p.execute()
+
+        return run
+
+    return prepare
+
+
+def _pipeline_get(n: int) -> Callable[[Any], Callable[[], Any]]:
+    keys = _keys(n)
+
+    def prepare(c: Any) -> Callable[[], Any]:
+        p = c.pipeline(transaction=False)
+        for k in keys:
+            p.set(k, "value-" + k)
+        p.execute()
+
+        def run() -> Any:
+            p = c.pipeline(transaction=False)
+            for k in keys:
+                p.get(k)
+            return p.execute()
+
+        return run
+
+    return prepare
+
+
+def _pipeline_zadd(n: int) -> Callable[[Any], Callable[[], Any]]:
+    members = [f"m{i}" for i in range(n)]
+
+    def prepare(c: Any) -> Callable[[], Any]:
+        def run() -> Any:
+            p = c.pipeline(transaction=False)
+            for i, m in enumerate(members):
+                p.zadd("board", {m: i * 0.5})
+            return p.execute()
+
+        return run
+
+    return prepare
+
+
+def _pipeline_hset(n: int) -> Callable[[Any], Callable[[], Any]]:
+    fields = [f"f{i}" for i in range(n)]
+
+    def prepare(c: Any) -> Callable[[], Any]:
+        def run() -> Any:
+            p = c.pipeline(transaction=False)
+            for f in fields:
+                p.hset("hash", f, "v")
+            return p.execute()
+
+        return run
+
+    return prepare
+
+
+def _pipeline_incr(n: int) -> Callable[[Any], Callable[[], Any]]:
+    keys = [f"ctr:{i % 1000}" for i in range(n)]
+
+    def prepare(c: Any) -> Callable[[], Any]:
+        def run() -> Any:
+            p = c.pipeline(transaction=False)
+            for k in keys:
+                p.incr(k)
+            return p.execute()
+
+        return run
+
+    return prepare
+
+
+def _pipeline_not_overridden(n: int) -> Callable[[Any], Callable[[], Any]]:
+    def prepare(c: Any) -> Callable[[], Any]:
+        c.zadd("z", {"a": 1, "b": 2})
+        c.hset("h", mapping={"a": 1})
+
+        def run() -> Any:
+            p = c.pipeline(transaction=False)
+            for i in range(n // 3):
+                p.zcount("z", 0, 10)
+                p.hlen("h")
+                p.type("z")
+            return p.execute()
+
+        return run
+
+    return prepare
+
+
+def _transaction_mixed(n: int) -> Callable[[Any], Callable[[], Any]]:
+    def prepare(c: Any) -> Callable[[], Any]:
+        def run() -> Any:
+            p = c.pipeline(transaction=True)
+            for i in range(n // 4):
+                k = f"{{t}}:{i % 500}"
+                p.set(k, i)
+                p.incr("{t}:ctr")
+                p.hset("{t}:h", k, i)
+                p.get(k)
+            return p.execute()
+
+        return run
+
+    return prepare
+
+
+def _batch_set(n: int) -> Callable[[Any], Callable[[], Any]]:
+    keys = _keys(n)
+    values = [float(i) + 0.25 for i in range(n)]
+
+    def prepare(c: Any) -> Callable[[], Any]:
+        if not hasattr(c.pipeline(), "batch"):
+            def run_loop() -> Any:
+                p = c.pipeline(transaction=False)
+                for k, v in zip(keys, values):
+                    p.set(k, v)
+                return p.execute()
+
+            return run_loop
+
+        def run() -> Any:
+            p = c.pipeline(transaction=False)
+            p.batch("SET", keys, values)
+            return p.execute()
+
+        return run
+
+    return prepare
+
+
+def _batch_zadd(n: int) -> Callable[[Any], Callable[[], Any]]:
+    members = [f"m{i}" for i in range(n)]
+    scores = [i * 0.5 for i in range(n)]
+
+    def prepare(c: Any) -> Callable[[], Any]:
+        if not hasattr(c.pipeline(), "batch"):
+            def run_loop() -> Any:
+                p = c.pipeline(transaction=False)
+                for m, s in zip(members, scores):
+                    p.zadd("board", {m: s})
+                return p.execute()
+
+            return run_loop
+
+        def run() -> Any:
+            p = c.pipeline(transaction=False)
+            p.batch("ZADD", "board", scores, members)
+            return p.execute()
+
+        return run
+
+    return prepare
+
+
+def _single_get(n: int) -> Callable[[Any], Callable[[], Any]]:
+    def prepare(c: Any) -> Callable[[], Any]:
+        c.set("single", "value")
+
+        def run() -> Any:
+            get = c.get
+            for _ in range(n):
+                get("single")
+
+        return run
+
+    return prepare
+
+
+CASES: List[Case] = [
+    Case("pipeline 10k SET", 10_000, _pipeline_set(10_000), "≥ 6×"),
+    Case("pipeline 100k SET", 100_000, _pipeline_set(100_000), "≥ 6×"),
+    Case("pipeline 10k GET", 10_000, _pipeline_get(10_000), "≥ 5×"),
+    Case("pipeline 100k GET", 100_000, _pipeline_get(100_000), "≥ 5×"),
+    Case("pipeline 100k GET decoded", 100_000, _pipeline_get(100_000), "≥ 4×", decode=True),
+    Case("pipeline 100k ZADD", 100_000, _pipeline_zadd(100_000), "≥ 4×"),
+    Case("pipeline 100k HSET", 100_000, _pipeline_hset(100_000), "≥ 4×"),
+    Case("pipeline 100k INCR", 100_000, _pipeline_incr(100_000), "≥ 4×"),
+    Case("pipeline 99k not overridden (ZCOUNT/HLEN/TYPE)", 99_000, _pipeline_not_overridden(99_000), "≥ 2×"),
+    Case("transaction 40k mixed (SET/INCR/HSET/GET)", 40_000, _transaction_mixed(40_000), "≥ 3×"),
+    Case("batch() 100k SET", 100_000, _batch_set(100_000), "≥ 10×"),
+    Case("batch() 100k ZADD", 100_000, _batch_zadd(100_000), "≥ 10×"),
+    Case("single-command GET loop 10k", 10_000, _single_get(10_000), "≥ 1.2×"),
+]
+
+
+def client_classes() -> Dict[str, type]:
+    """The three clients compared: redis-py+hiredis, fastredis, its pure twin."""
+    import fastredis
+    from fastredis import _resp_py
+    from fastredis.client import client_class_for
+
+    if not redis.utils.HIREDIS_AVAILABLE:
+        raise RuntimeError("redis-py must run with hiredis for a fair comparison: pip install hiredis")
+    return {"redis-py": redis.Redis, "fastredis": fastredis.Redis, "fastredis-py": client_class_for(_resp_py)}
+
+
+def time_case(case: Case, cls: type, port: int, rounds: Optional[int] = None) -> float:
+    """Median ops/s of ``case`` on a fresh client of ``cls``."""
+    c = cls(host="127.0.0.1", port=port, decode_responses=case.decode)
+    c.flushdb()
+    run = case.prepare(c)
+    run()  # warm-up (connection, caches)
+    samples = []
+    for _ in range(rounds or case.rounds):
+        t0 = time.perf_counter()
+        run()
+        samples.append(time.perf_counter() - t0)
+    c.close()
+    return case.ops / statistics.median(samples)
+
+
+def redis_benchmark_ceiling(port: int, n: int = 1_000_000) -> Optional[float]:
+    """``redis-benchmark -c 1 -P 100 -t set -n N`` in requests/s, if installed."""
+    exe = shutil.which("redis-benchmark")
+    if not exe:
+        return None
+    out = subprocess.run(
+        [exe, "-p", str(port), "-c", "1", "-P", "100", "-t", "set", "-n", str(n), "-q"],
+        capture_output=True, text=True, timeout=300,
+    ).stdout
+    m = re.findall(r"SET:\s*([\d.]+)\s*requests per second", out.replace("\r", "\n"))
+    return float(m[-1]) if m else None
+
+
+def machine() -> Dict[str, Any]:
+    """Facts about this machine and the library versions, for the table footer."""
+    cpu = platform.processor() or ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    import hiredis
+
+    import fastredis
+    from fastredis import _resp
+    from fastredis.server import find_redis_server
+
+    server = subprocess.run([find_redis_server(), "--version"], capture_output=True, text=True).stdout.strip()
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "redis-py": redis.__version__,
+        "hiredis": getattr(hiredis, "__version__", "?"),
+        "fastredis": fastredis.__version__,
+        "fastredis core": "compiled" if _resp.COMPILED else "pure-python",
+        "redis-server": server.split(" sha=")[0],
+    }
+
+
+@dataclass
+class Result:
+    case: str
+    target: str
+    ops_per_s: Dict[str, float] = field(default_factory=dict)
+
+    @property
+    def ratio(self) -> float:
+        base = self.ops_per_s.get("redis-py")
+        fast = self.ops_per_s.get("fastredis")
+        return fast / base if base and fast else float("nan")

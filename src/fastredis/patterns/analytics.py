@@ -1,0 +1,408 @@
+"""Analytics: unique counts (HyperLogLog), page tracking, activity bitmaps, counter series.
+
+Time buckets are computed on the client and passed to the scripts in KEYS
+(bucket ``i`` covers epoch seconds ``[i*width, (i+1)*width)``, UTC-aligned).
+Without ``at=`` the server's clock decides: the client passes its own bucket
+and both neighbours, and the script picks the one holding ``TIME``.
+A count over several buckets is their union (``PFCOUNT k1 k2 ...``), never a
+sum, so a user active in five minutes counts once (the seed's ``getAnalytics``
+summed per-minute SCARDs).
+
+Example::
+
+    >>> from fastredis.server import RedisServer
+    >>> server = RedisServer(); r = server.client()
+    >>> import time; t0 = time.time() // 3600 * 3600
+    >>> pa = PageAnalytics(r)
+    >>> for minute in range(5):
+    ...     _ = pa.track("/home", "ann", at=t0 + 60 * minute)
+    >>> pa.stats("/home", at=t0 + 60 * 4)
+    Stats(total=5, unique=1, active=1)
+    >>> server.stop()
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
+
+from .._text import check_finite
+from ..keys import KeySpace
+from ..scripts import LuaScript, run_pipeline
+from ._common import ONCE_TTL, check_member, once_token
+from ._time import (DayLike, bucket_index, bucket_width, candidate_indexes, check_at,
+                    day_label, day_start)
+
+__all__ = ["UniqueCounter", "PageAnalytics", "Stats", "ActivityBitmap", "CounterSeries"]
+
+
+def _at_and_indexes(at: Optional[float], width: int) -> Tuple[Any, List[int]]:
+    """The ``at`` ARGV ('' = server TIME) and the candidate bucket indexes."""
+    t = check_at(at)
+    if t is None:
+        return "", candidate_indexes(width)
+    return t, [bucket_index(t, width)]
+
+
+def _index_range(start: Optional[float], end: Optional[float], width: int) -> Tuple[Any, Any, List[int]]:
+    """Bounds (ARGV; '' = server's current bucket) and the bucket indexes to pass."""
+    s, e = check_at(start, "start"), check_at(end, "end")
+    local = candidate_indexes(width)
+    lo = "" if s is None else bucket_index(s, width)
+    hi = "" if e is None else bucket_index(e, width)
+    first = local[0] if lo == "" else lo
+    last = local[-1] if hi == "" else hi
+    if s is None and e is not None:
+        lo = hi  # only the end bucket
+        first = hi
+    if first > last:
+        raise ValueError(f"start ({start!r}) is after end ({end!r})")
+    if last - first > 100_000:
+        raise ValueError("the range spans more than 100000 buckets; use a wider bucket")
+    return lo, hi, list(range(first, last + 1))
+
+
+class UniqueCounter:
+    """Approximate distinct counts per time bucket (HyperLogLog, 0.81% standard error).
+
+    Keys: ``<prefix>:{<name>}:<bucket start>``, one hash tag per counter, so a
+    union over buckets is one ``PFCOUNT`` even on a cluster.
+
+    Example::
+
+        >>> from fastredis.server import RedisServer
+        >>> server = RedisServer(); r = server.client()
+        >>> uc = UniqueCounter(r, "visitors", bucket="day")
+        >>> uc.add("ann", "bob", at=0); uc.add("ann", "cy", at=86400)
+        True
+        True
+        >>> uc.count(0, 86400), uc.count(0, 0)
+        (3, 2)
+        >>> server.stop()
+    """
+
+    _add = LuaScript.load("unique_counter_add")
+    _count = LuaScript.load("unique_counter_count")
+
+    def __init__(self, client: Any, name: Any, *, bucket: Any = "day", prefix: str = "uc") -> None:
+        self.client = client
+        self.name = name
+        self.width = bucket_width(bucket)
+        self._ks = KeySpace(prefix)
+
+    def bucket_key(self, index: int) -> str:
+        """The key of bucket ``index`` (start ``index * width``).
+
+        Example: ``uc.bucket_key(19000)  # 'uc:{visitors}:1641600000'``
+        """
+        return self._ks.tagged(self.name, index * self.width)
+
+    def add(self, *ids: Any, at: Optional[float] = None) -> bool:
+        """Add ids to the bucket of ``at`` (server time if None); True if the estimate changed.
+
+        Example: ``uc.add("ann", "bob")``
+        """
+        if not ids:
+            return False
+        at_arg, idx = _at_and_indexes(at, self.width)
+        reply = self._add(self.client, [self.bucket_key(i) for i in idx],
+                          [self.width, at_arg, *idx, *[check_member(i, "id") for i in ids]])
+        return bool(int(reply[1]))
+
+    def count(self, start: Optional[float] = None, end: Optional[float] = None) -> int:
+        """Distinct ids over the buckets of ``start``..``end`` (inclusive): a union, never a sum.
+
+        ``end=None`` is the server's current bucket; ``start=None`` is ``end``'s bucket.
+
+        Example: ``uc.count(time.time() - 7 * 86400)  # last 7 days + today``
+        """
+        lo, hi, idx = _index_range(start, end, self.width)
+        return int(self._count(self.client, [self.bucket_key(i) for i in idx], [self.width, lo, hi, *idx]))
+
+    def merge_into(self, dest: Any, start: float, end: float) -> int:
+        """``PFMERGE`` the buckets from ``start`` to ``end`` into the counter key ``dest``
+        (escaped, under this counter's hash tag); returns its count.
+
+        Example: ``uc.merge_into("week-1", t0, t0 + 6 * 86400)``
+        """
+        s, e = check_at(start, "start"), check_at(end, "end")
+        if s is None or e is None:
+            raise ValueError("merge_into needs explicit start and end epoch seconds")
+        _, _, idx = _index_range(s, e, self.width)
+        dest_key = self._ks.tagged(self.name, "merged", dest)
+        pipe = self.client.pipeline(transaction=True)
+        pipe.execute_command("PFMERGE", dest_key, *[self.bucket_key(i) for i in idx])
+        pipe.execute_command("PFCOUNT", dest_key)
+        return int(pipe.execute()[1])
+
+    def merged_key(self, dest: Any) -> str:
+        """The key ``merge_into(dest, ...)`` writes.
+
+        Example: ``r.pfcount(uc.merged_key("week-1"))``
+        """
+        return self._ks.tagged(self.name, "merged", dest)
+
+
+class Stats(NamedTuple):
+    """Page statistics: total views, all-time unique users, users active in the window.
+
+    Example: ``Stats(total=5, unique=1, active=1).active  # 1``
+    """
+
+    total: int
+    unique: int
+    active: int
+
+
+class PageAnalytics:
+    """The seed's page tracker done right: totals, uniques and active users per page.
+
+    ``active`` counts the *distinct* users of the buckets overlapping the last
+    ``active_window`` seconds (so up to one bucket more than the window), as a
+    HyperLogLog union. Keys of one page share the hash tag ``{<page>}``;
+    activity buckets expire ``active_window`` seconds after they end.
+
+    Example::
+
+        >>> from fastredis.server import RedisServer
+        >>> server = RedisServer(); r = server.client()
+        >>> pa = PageAnalytics(r, active_window=300, bucket=60)
+        >>> import time; t0 = time.time() // 60 * 60
+        >>> pa.track_many([("/a", "ann", t0), ("/a", "bob", t0), ("/b", "ann", t0 + 30)])
+        >>> pa.stats("/a", at=t0 + 10)
+        Stats(total=2, unique=2, active=2)
+        >>> server.stop()
+    """
+
+    _track = LuaScript.load("page_analytics_track")
+    _stats = LuaScript.load("page_analytics_stats")
+
+    def __init__(self, client: Any, *, prefix: str = "pa", active_window: float = 300, bucket: Any = 60) -> None:
+        self.client = client
+        self.width = bucket_width(bucket)
+        self.active_window = check_finite(active_window, "active_window")
+        if self.active_window <= 0:
+            raise ValueError(f"active_window must be > 0 seconds, got {active_window!r}")
+        self._ks = KeySpace(prefix)
+        self._ttl = int(self.active_window) + self.width
+
+    def _keys(self, page: Any) -> List[str]:
+        return [self._ks.tagged(page, "total"), self._ks.tagged(page, "uniq"), self._ks.tagged(page, "once", once_token())]
+
+    def _bucket_key(self, page: Any, index: int) -> str:
+        return self._ks.tagged(page, "active", index * self.width)
+
+    def _command(self, page: Any, events: Sequence[Tuple[Any, Any]]) -> Tuple[List[str], List[Any]]:
+        """KEYS and ARGV of one track call for ``events`` = [(at ARGV, user)] of one page."""
+        idx: List[int] = []
+        if any(a == "" for a, _ in events):
+            idx.extend(candidate_indexes(self.width))
+        idx.extend(bucket_index(a, self.width) for a, _ in events if a != "")
+        idx = sorted(set(idx))
+        keys = self._keys(page) + [self._bucket_key(page, i) for i in idx]
+        args: List[Any] = [self.width, self._ttl, ONCE_TTL, *idx]
+        for a, user in events:
+            args.append(a)
+            args.append(user)
+        return keys, args
+
+    def track(self, page: Any, user_id: Any, at: Optional[float] = None) -> int:
+        """Count a view of ``page`` by ``user_id`` in one round trip; returns the page's total.
+
+        Example: ``pa.track("/home", "ann")``
+        """
+        t = check_at(at)
+        keys, args = self._command(check_member(page, "page"), [("" if t is None else t, check_member(user_id, "user_id"))])
+        return int(self._track(self.client, keys, args))
+
+    def track_many(self, events: Iterable[Sequence[Any]]) -> None:
+        """Track ``(page, user_id)`` or ``(page, user_id, at)`` events in one round trip.
+
+        Events are grouped per page on the client: one script call per page.
+
+        Example: ``pa.track_many([("/a", "ann"), ("/b", "bob", 1700000000)])``
+        """
+        by_page: Dict[Any, List[Tuple[Any, Any]]] = {}
+        for ev in events:
+            if len(ev) == 2:
+                page, user, at = ev[0], ev[1], None
+            elif len(ev) == 3:
+                page, user, at = ev
+            else:
+                raise ValueError(f"an event is (page, user_id) or (page, user_id, at), got {ev!r}")
+            t = check_at(at)
+            by_page.setdefault(check_member(page, "page"), []).append(("" if t is None else t, check_member(user, "user_id")))
+        if not by_page:
+            return
+        pipe = self.client.pipeline(transaction=False)
+        for page, evs in by_page.items():
+            self._track.stage(pipe, *self._command(page, evs))
+        run_pipeline(pipe)
+
+    def stats(self, page: Any, at: Optional[float] = None) -> Stats:
+        """``Stats(total, unique, active)`` of ``page`` at ``at`` (server time if None), one round trip.
+
+        Example: ``pa.stats("/home").active``
+        """
+        t = check_at(at)
+        page = check_member(page, "page")
+        if t is None:
+            local = candidate_indexes(self.width)
+            hi = local[-1]
+        else:
+            hi = bucket_index(t, self.width)
+        n_back = int(self.active_window // self.width) + 2
+        idx = list(range(hi - n_back, hi + 1))
+        keys = self._keys(page)[:2] + [self._bucket_key(page, i) for i in idx]
+        reply = self._stats(self.client, keys, [self.width, self.active_window, "" if t is None else t, *idx])
+        return Stats(int(reply[0]), int(reply[1]), int(reply[2]))
+
+
+class ActivityBitmap:
+    """Daily activity of integer user ids as bitmaps (one bit per id per UTC day).
+
+    Keys: ``<prefix>:{<name>}:<YYYY-MM-DD>``, one hash tag, so BITOP across
+    days is one script. Ids must be ints in ``[0, max_id]``.
+
+    Example::
+
+        >>> from fastredis.server import RedisServer
+        >>> server = RedisServer(); r = server.client()
+        >>> ab = ActivityBitmap(r, "logins")
+        >>> for uid in (1, 2, 3): _ = ab.mark(uid, "2024-01-01")
+        >>> _ = ab.mark(2, "2024-01-02")
+        >>> ab.count("2024-01-01"), ab.retention("2024-01-01", "2024-01-02")
+        (3, 0.3333333333333333)
+        >>> server.stop()
+    """
+
+    _combine = LuaScript.load("activity_bitmap_combine")
+
+    def __init__(self, client: Any, name: Any, *, max_id: int = 2**27, prefix: str = "ab") -> None:
+        if isinstance(max_id, bool) or not isinstance(max_id, int) or not 0 <= max_id < 2**32:
+            raise ValueError(f"max_id must be an int in [0, 2**32), got {max_id!r}")
+        self.client = client
+        self.name = name
+        self.max_id = max_id
+        self._ks = KeySpace(prefix)
+
+    def day_key(self, day: DayLike) -> str:
+        """The bitmap key of ``day``.
+
+        Example: ``ab.day_key("2024-01-01")  # 'ab:{logins}:2024-01-01'``
+        """
+        return self._ks.tagged(self.name, day_label(day))
+
+    def _id(self, user_id: Any) -> int:
+        if isinstance(user_id, bool) or not isinstance(user_id, int):
+            raise ValueError(f"user_id must be an int, got {type(user_id).__name__}")
+        if not 0 <= user_id <= self.max_id:
+            raise ValueError(f"user_id must be in [0, {self.max_id}], got {user_id}")
+        return user_id
+
+    def mark(self, user_id: int, day: DayLike) -> bool:
+        """Mark ``user_id`` active on ``day``; True if it already was.
+
+        Example: ``ab.mark(42, datetime.date.today())``
+        """
+        return bool(self.client.execute_command("SETBIT", self.day_key(day), self._id(user_id), 1))
+
+    def is_active(self, user_id: int, day: DayLike) -> bool:
+        """Whether ``user_id`` was marked on ``day``.
+
+        Example: ``ab.is_active(42, "2024-01-01")``
+        """
+        return bool(self.client.execute_command("GETBIT", self.day_key(day), self._id(user_id)))
+
+    def count(self, day: DayLike) -> int:
+        """The number of ids active on ``day``.
+
+        Example: ``ab.count("2024-01-01")``
+        """
+        return int(self.client.execute_command("BITCOUNT", self.day_key(day)))
+
+    def _op(self, op: str, days: Sequence[DayLike]) -> Tuple[int, int]:
+        days = list(days)
+        if not days:
+            raise ValueError("days must not be empty")
+        keys = [self._ks.tagged(self.name, "tmp")] + [self.day_key(d) for d in days]
+        reply = self._combine(self.client, keys, [op])
+        return int(reply[0]), int(reply[1])
+
+    def active_in_all(self, days: Iterable[DayLike]) -> int:
+        """Ids active on every one of ``days`` (BITOP AND).
+
+        Example: ``ab.active_in_all(["2024-01-01", "2024-01-02"])``
+        """
+        return self._op("AND", list(days))[0]
+
+    def active_in_any(self, days: Iterable[DayLike]) -> int:
+        """Ids active on at least one of ``days`` (BITOP OR).
+
+        Example: ``ab.active_in_any(["2024-01-01", "2024-01-02"])``
+        """
+        return self._op("OR", list(days))[0]
+
+    def retention(self, cohort_day: DayLike, later_day: DayLike) -> float:
+        """Share of ``cohort_day``'s ids also active on ``later_day``; 0.0 for an empty cohort.
+
+        Example: ``ab.retention("2024-01-01", "2024-01-08")``
+        """
+        both, cohort = self._op("AND", [cohort_day, later_day])
+        return both / cohort if cohort else 0.0
+
+
+class CounterSeries:
+    """Counters per time bucket (e.g. requests per minute), each bucket expiring after ``retention``.
+
+    Keys: ``<prefix>:{<name>}:<series>:<bucket start>``: every series of one
+    CounterSeries shares the hash tag ``{<name>}``.
+
+    Example::
+
+        >>> from fastredis.server import RedisServer
+        >>> server = RedisServer(); r = server.client()
+        >>> cs = CounterSeries(r, "api", bucket=60, retention=3600)
+        >>> t0 = 1_900_000_000 // 60 * 60  # epoch seconds; buckets older than retention expire
+        >>> _ = cs.incr("GET /", at=t0); _ = cs.incr("GET /", 2, at=t0 + 120)
+        >>> [n for _, n in cs.range("GET /", t0, t0 + 120)]
+        [1, 0, 2]
+        >>> server.stop()
+    """
+
+    _incr = LuaScript.load("counter_series_incr")
+
+    def __init__(self, client: Any, name: Any, *, bucket: Any = 60, retention: float = 86400, prefix: str = "cs") -> None:
+        self.client = client
+        self.name = name
+        self.width = bucket_width(bucket)
+        self.retention = bucket_width(retention, "retention")
+        self._ks = KeySpace(prefix)
+
+    def _key(self, series: Any, index: int) -> str:
+        return self._ks.tagged(self.name, series, index * self.width)
+
+    def incr(self, series: Any, n: int = 1, at: Optional[float] = None) -> int:
+        """Add ``n`` to the bucket of ``at`` (server time if None); returns the bucket's count.
+
+        Example: ``cs.incr("GET /")``
+        """
+        if isinstance(n, bool) or not isinstance(n, int) or abs(n) >= 2**63:
+            raise ValueError(f"n must be an int (64-bit), got {n!r}")
+        series = check_member(series, "series")
+        at_arg, idx = _at_and_indexes(at, self.width)
+        keys = [self._ks.tagged(self.name, "once", once_token())] + [self._key(series, i) for i in idx]
+        reply = self._incr(self.client, keys, [self.width, self.retention, ONCE_TTL, n, at_arg, *idx])
+        return int(reply[1])
+
+    def range(self, series: Any, start: float, end: float) -> List[Tuple[float, int]]:
+        """``(bucket_start, count)`` for every bucket from ``start`` to ``end``, gaps as 0.
+
+        Example: ``cs.range("GET /", time.time() - 3600, time.time())``
+        """
+        s, e = check_at(start, "start"), check_at(end, "end")
+        if s is None or e is None:
+            raise ValueError("range needs start and end epoch seconds")
+        _, _, idx = _index_range(s, e, self.width)
+        series = check_member(series, "series")
+        values = self.client.execute_command("MGET", *[self._key(series, i) for i in idx])
+        return [(float(i * self.width), int(v) if v is not None else 0) for i, v in zip(idx, values)]

@@ -12,7 +12,7 @@ Example::
 
     >>> from fastredis.server import RedisServer
     >>> server = RedisServer(); r = server.client()
-    >>> import time; t0 = time.time() // 3600 * 3600
+    >>> import time; t0 = time.time() - 240
     >>> pa = PageAnalytics(r)
     >>> for minute in range(5):
     ...     _ = pa.track("/home", "ann", at=t0 + 60 * minute)

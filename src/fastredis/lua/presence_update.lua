@@ -10,6 +10,7 @@
 --          leave -> 1 if the user was online, else 0;
 --          list -> the online users; count -> their number; member -> 1 / 0.
 -- Events are JSON objects {"event": "join"|"leave", "user": ..., "room": ...}.
+-- ZADD GT: a late, out-of-order heartbeat never moves a user back in time.
 -- Replay-safe: a replayed heartbeat finds the user present and publishes nothing.
 local now = tonumber(ARGV[1])
 if not now then
@@ -32,7 +33,7 @@ if #stale > 0 then
 end
 local mode = ARGV[4]
 if mode == 'heartbeat' then
-  local added = redis.call('ZADD', KEYS[1], string.format('%.17g', now), ARGV[5])
+  local added = redis.call('ZADD', KEYS[1], 'GT', string.format('%.17g', now), ARGV[5])
   -- the set lives while anyone may still be online
   redis.call('PEXPIRE', KEYS[1], math.ceil(tonumber(ARGV[2]) * 1000) + 1000)
   if added == 1 then event('join', ARGV[5]) end

@@ -38,6 +38,15 @@ def cache(any_client: redis.Redis) -> Iterator[TieredCache]:
         yield c
 
 
+def run_threads(target: Any, n: int, timeout: float = 30) -> None:
+    threads = [threading.Thread(target=target) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout)
+        assert not t.is_alive()
+
+
 def in_l1(c: TieredCache, key: Any, value: Any) -> None:
     """Read ``key`` until L1 holds ``value``: a set's own tracking echo may evict
     the first copy L1 took (harmless, but tests asserting L1 state must wait)."""
@@ -345,11 +354,7 @@ def test_stampede_threads_load_once(any_client: redis.Redis) -> None:
             barrier.wait()
             results.append(c.get_or_set("cold", loader))
 
-        threads = [threading.Thread(target=worker) for _ in range(64)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(30)
+        run_threads(worker, 64)
         assert len(calls) == 1
         assert results == ["value"] * 64
 
@@ -365,11 +370,7 @@ def _stampede_child(url: str, counter_key: str, barrier: Any, out: Any) -> None:
     got = []
     with TieredCache(r, prefix="stp", ttl=60) as c:
         barrier.wait()
-        ts = [threading.Thread(target=lambda: got.append(c.get_or_set("cold", loader))) for _ in range(8)]
-        for t in ts:
-            t.start()
-        for t in ts:
-            t.join(30)
+        run_threads(lambda: got.append(c.get_or_set("cold", loader)), 8)
     out.put(got)
     r.close()
 
@@ -427,11 +428,7 @@ def test_loader_error_releases_lease_and_reaches_followers(cache: TieredCache, a
         except KeyError as e:
             errors.append(e)
 
-    ts = [threading.Thread(target=worker) for _ in range(4)]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join(10)
+    run_threads(worker, 4)
     assert len(errors) == 4
     assert not any_client.exists(cache._lkey("k"))
     assert cache.get_or_set("k", lambda: "ok") == "ok"

@@ -59,6 +59,8 @@ from typing import (
 from urllib.parse import unquote_to_bytes
 
 import orjson
+from redis._parsers import _HiredisParser, _RESP3Parser
+from redis.utils import HIREDIS_AVAILABLE
 
 from ..keys import KeyPart, escape_part, validate_prefix
 from ..scripts import LuaScript, run_pipeline
@@ -844,6 +846,8 @@ class TieredCache:
         kwargs["socket_timeout"] = 5.0
         kwargs.pop("cache", None)
         kwargs.pop("cache_config", None)
+        # redis-py's own RESP3 parser: its push-handler API is what this loop relies on
+        kwargs["parser_class"] = _HiredisParser if HIREDIS_AVAILABLE else _RESP3Parser
         conn = pool.connection_class(**kwargs)
         conn.connect()
         conn._parser.set_invalidation_push_handler(self._on_invalidate)

@@ -48,6 +48,8 @@ def buckets_covering(double start, double end, double width):
         return []
     cdef long long first = <long long>floor(start / width)
     cdef long long last = <long long>ceil(end / width) - 1
+    if last < first:  # end/width rounded onto first's boundary
+        last = first
     return list(range(first, last + 1))
 
 

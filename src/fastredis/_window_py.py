@@ -81,7 +81,8 @@ def buckets_covering(start: float, end: float, width: float) -> List[int]:
     if not end > start:
         return []
     first = int(math.floor(start / width))
-    last = int(math.ceil(end / width)) - 1
+    # max(): end/width can round down onto first's boundary (end - start tiny).
+    last = max(first, int(math.ceil(end / width)) - 1)
     return list(range(first, last + 1))
 
 

@@ -10,7 +10,7 @@
 -- KEYS[(r-1)*S + s]: the state key of limit s for request r (r = 1..R,
 --   R = #KEYS / S); one key per (limit, request key):
 --   'log' -> sorted set, members '<us>:<rid>:<r>:<j>', score = time in us
---   'fix' -> hash {w = window index, n = count}
+--   'fix' -> hash {w = window index, n = count}; expires at the window's end
 --   'ctr' -> hash {w = current window index, n = current count, p = previous count}
 --   'gcra'-> string: theoretical arrival time (TAT) in us, '%.17g'
 -- ARGV[1]: mode, 'hit' (check and consume) or 'peek' (check, consume nothing)
@@ -94,15 +94,21 @@ local function check_fix(key, limit, window)
   local window_end = (idx + 1) * window
   local reset = 0
   if n > 0 then reset = window_end - now end
-  local st2 = {idx, n}
-  if cost > limit then return false, limit - n, math.huge, reset, window_end - now, st2 end
-  if n + cost <= limit then return true, limit - n, 0, reset, window_end - now, st2 end
-  return false, limit - n, window_end - now, reset, window_end - now, st2
+  -- state: -1 when the stored window is current (commit is one HINCRBY).
+  local state = -1
+  if tonumber(st[1]) ~= idx then state = idx end
+  if cost > limit then return false, limit - n, math.huge, reset, window_end - now, state end
+  if n + cost <= limit then return true, limit - n, 0, reset, window_end - now, state end
+  return false, limit - n, window_end - now, reset, window_end - now, state
 end
 
-local function commit_fix(key, limit, window, r, st)
-  redis.call('HSET', key, 'w', num(st[1]), 'n', num(st[2] + cost))
-  pexpireat(key, (st[1] + 1) * window)
+local function commit_fix(key, limit, window, r, idx)
+  if idx == -1 then
+    redis.call('HINCRBY', key, 'n', num(cost))
+  else
+    redis.call('HSET', key, 'w', num(idx), 'n', num(cost))
+    pexpireat(key, (idx + 1) * window)
+  end
 end
 
 -- Sliding window counter: previous window weighted by its remaining overlap.
@@ -122,7 +128,10 @@ local function check_ctr(key, limit, window)
   local reset = 0
   if cur > 0 then reset = start + 2 * window - now
   elseif prev > 0 then reset = start + window - now end
-  local state = {idx, cur, prev}
+  -- state: -1 when the stored window is current (commit is one HINCRBY),
+  -- else the count that becomes the previous window's.
+  local state = -1
+  if w ~= idx then state = prev end
   local left = math.max(0, math.floor(limit - est))
   local reset_commit = start + 2 * window - now
   if cost > limit then return false, left, math.huge, reset, reset_commit, state end
@@ -140,9 +149,14 @@ local function check_ctr(key, limit, window)
   return false, left, retry, reset, reset_commit, state
 end
 
-local function commit_ctr(key, limit, window, r, st)
-  redis.call('HSET', key, 'w', num(st[1]), 'n', num(st[2] + cost), 'p', num(st[3]))
-  pexpireat(key, (st[1] + 2) * window)
+local function commit_ctr(key, limit, window, r, prev)
+  if prev == -1 then
+    redis.call('HINCRBY', key, 'n', num(cost))
+  else
+    local idx = math.floor(now / window)
+    redis.call('HSET', key, 'w', num(idx), 'n', num(cost), 'p', num(prev))
+    pexpireat(key, (idx + 2) * window)
+  end
 end
 
 -- Token bucket as GCRA: capacity tokens, one token per `interval` us.
@@ -177,10 +191,11 @@ end
 
 local out = {}
 local R = #KEYS / S
+-- Reused for every request: a batch of thousands allocates no tables per request.
+local ok, rem, retry, reset, reset_c, state = {}, {}, {}, {}, {}, {}
 for r = 1, R do
   local base = (r - 1) * S
   local all_ok = true
-  local ok, rem, retry, reset, reset_c, state = {}, {}, {}, {}, {}, {}
   for s = 1, S do
     ok[s], rem[s], retry[s], reset[s], reset_c[s], state[s] = checks[algs[s]](KEYS[base + s], p1[s], p2[s])
     if not ok[s] then all_ok = false end

@@ -60,6 +60,7 @@ _ENGINE = LuaScript.load("hit_rate_limits")
 # server; all chunks still go out in one round trip.
 _CHUNK = 2000
 _INF = float("inf")
+_KEY_CACHE_SIZE = 65536
 
 
 class Decision(NamedTuple):
@@ -199,9 +200,13 @@ class _RateLimit:
         head = (mode, len(self._parts), cost, _rid()) + self._spec_args
         commands = []
         for start in range(0, len(keys), _CHUNK):
-            redis_keys: List[str] = []
-            for k in keys[start:start + _CHUNK]:
-                redis_keys.extend(self._keys_of(k))
+            chunk = keys[start:start + _CHUNK]
+            if len(self._parts) == 1:
+                redis_keys = [*map(self._parts[0]._state_key, chunk)]
+            else:
+                redis_keys = []
+                for k in chunk:
+                    redis_keys.extend(self._keys_of(k))
             commands.append(_ENGINE.command(redis_keys, head))
         return commands
 
@@ -271,6 +276,7 @@ class _Limiter(_RateLimit):
         self.limit = _positive_int(limit, "limit")
         self.window = _positive_seconds(window, "window")
         self._ks = KeySpace(prefix)
+        self._key_cache: dict = {}
         self._spec = (self._alg, self.limit, _window_us(self.window))
         self._suffix = (self._alg, str(self.limit), repr(self.window))
         super().__init__(client, local)
@@ -279,8 +285,18 @@ class _Limiter(_RateLimit):
 
     def _state_key(self, key: KeyPart) -> str:
         # The user key is the hash tag; the suffix names the limit, so two
-        # limiters with different settings never share state.
-        return self._ks.tagged(key, *self._suffix)
+        # limiters with different settings never share state. Escaping costs
+        # ~3 us per key, so hot keys are remembered (bounded; str/bytes only,
+        # since 1 == True would alias in a dict).
+        cache = self._key_cache
+        k = cache.get(key) if type(key) is str or type(key) is bytes else None
+        if k is None:
+            k = self._ks.tagged(key, *self._suffix)
+            if type(key) is str or type(key) is bytes:
+                if len(cache) >= _KEY_CACHE_SIZE:
+                    cache.clear()
+                cache[key] = k
+        return k
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(limit={self.limit}, window={self.window}, prefix={self._ks.prefix!r})"
@@ -391,6 +407,7 @@ class TokenBucketLimiter(_Limiter):
         _RateLimit.__init__(self, client, local)
         self.limit = self.capacity
         self._ks = KeySpace(prefix)
+        self._key_cache = {}
         self._spec = (self._alg, self.capacity, repr(interval))
         self._suffix = (self._alg, str(self.capacity), repr(self.rate))
         self._parts = (self,)

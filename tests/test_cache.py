@@ -492,6 +492,23 @@ def test_tag_invalidated_entry_is_reloaded_by_get_or_set(cache: TieredCache) -> 
     assert cache.get("k") == "new"
 
 
+def test_invalidation_during_load_is_not_cached(cache: TieredCache) -> None:
+    """A tag invalidated while the loader runs (its data changed meanwhile):
+    the caller gets the loaded value, but the cache must not keep it."""
+
+    def loader() -> str:
+        value = "read before the change"
+        cache.invalidate_tags("t")  # the source changed and was invalidated
+        return value
+
+    assert cache.get_or_set("k", loader, tags=["t"]) == "read before the change"
+    assert cache.get("k", "miss") == "miss"
+    assert cache.get_or_set("k", lambda: "fresh", tags=["t"]) == "fresh"
+    assert cache.get("k") == "fresh"
+    with pytest.raises(TypeError, match="tags"):
+        cache.get_or_set("k2", lambda: 1, tags="t")
+
+
 # ----------------------------------------------------------- write-through
 
 

@@ -10,14 +10,29 @@
 -- ARGV[4]: lease token to release, or "" for none
 -- ARGV[5]: n, the number of tags
 -- ARGV[6 .. 5+n]: the tags' escaped names (no spaces, no newlines)
--- Returns: {version of tag 1, ..., version of tag n} (decimal strings)
+-- ARGV[6+n .. 5+2n] (optional): each tag's version seen before the value was
+--   computed ("" = no version key yet); if any has changed since, the value is
+--   stale (an invalidation overtook the load) and is not stored
+-- Returns: 1 if stored, 0 if refused as stale (the lease is released either way)
 -- A missing tag version key is created with the server time in microseconds,
 -- so an entry never carries version "0" (an evicted tag key cannot revive it).
 -- Replay-safe: a second run writes the same entry again.
 local n = tonumber(ARGV[5])
+local function release()
+  if ARGV[4] ~= '' and redis.call('GET', KEYS[2]) == ARGV[4] then
+    redis.call('DEL', KEYS[2])
+  end
+end
+if #ARGV >= 5 + 2 * n then
+  for i = 1, n do
+    if (redis.call('GET', KEYS[2 + i]) or '') ~= ARGV[5 + n + i] then
+      release()
+      return 0
+    end
+  end
+end
 local now = nil
 local parts = {'FRC1 ', ARGV[3], ' ', tostring(n), '\n'}
-local versions = {}
 for i = 1, n do
   local ver = redis.call('GET', KEYS[2 + i])
   if not ver then
@@ -28,7 +43,6 @@ for i = 1, n do
     ver = now
     redis.call('SET', KEYS[2 + i], ver)
   end
-  versions[i] = ver
   parts[#parts + 1] = ARGV[5 + i]
   parts[#parts + 1] = ' '
   parts[#parts + 1] = ver
@@ -39,7 +53,5 @@ redis.call('SET', KEYS[1], table.concat(parts), 'PX', ARGV[2])
 for i = 3 + n, #KEYS do
   redis.call('DEL', KEYS[i])
 end
-if ARGV[4] ~= '' and redis.call('GET', KEYS[2]) == ARGV[4] then
-  redis.call('DEL', KEYS[2])
-end
-return versions
+release()
+return 1

@@ -461,6 +461,7 @@ class TieredCache:
         delta: float = 0.0,
         lease_token: str = "",
         delete: Iterable[str] = (),
+        expected: Sequence[Any] = (),
     ) -> Tuple[List[str], List[Any]]:
         ttl_ms = self._ttl_ms if ttl is None else _ttl_ms(ttl)
         if isinstance(tags, (str, bytes)):
@@ -470,6 +471,8 @@ class TieredCache:
         keys += [self._tprefix + t for t in etags]
         keys += list(delete)
         args: List[Any] = [payload, ttl_ms, repr(float(delta)), lease_token, len(etags), *etags]
+        if expected:  # tag versions seen before the load: refuse the store if any moved
+            args += expected
         return keys, args
 
     def set(self, key: CacheKey, value: Any, ttl: Optional[float] = None, tags: Iterable[KeyPart] = ()) -> None:
@@ -644,7 +647,9 @@ class TieredCache:
             _ttl_ms(ttl)
         if negative_ttl is not None and negative_ttl != 0:
             _ttl_ms(negative_ttl, "negative_ttl")
-        tags = list(tags) if not isinstance(tags, (str, bytes)) else tags
+        if isinstance(tags, (str, bytes)):
+            raise TypeError("tags must be a sequence of tags, not a single str/bytes")
+        tags = list(tags)
         ck = _canonical(key)
         self._ensure_tracking()
         with self._flights_lock:
@@ -671,21 +676,23 @@ class TieredCache:
 
     def _load(self, ck: str, loader: Callable[[], Any], ttl: Optional[float], tags: Any, negative_ttl: Optional[float]) -> Any:
         vkey, lkey = self._vkey(ck), self._lkey(ck)
+        tkeys = [self._tkey(t) for t in tags]
         lease = uuid.uuid4().hex
         pause = 0.005
         while True:
             draw = -self.beta * math.log(1.0 - random.random())  # 1-U in (0, 1]
             token = self._begin(vkey)
             try:
-                reply = _FETCH(self.client, [vkey, lkey], ["1", lease, self._lease_ms, repr(draw)])
+                reply = _FETCH(self.client, [vkey, lkey, *tkeys], ["1", lease, self._lease_ms, repr(draw)])
                 state = reply[0].decode() if isinstance(reply[0], bytes) else reply[0]
+                before = list(reply[3:])
                 if state in ("hit", "refresh"):
                     value = self._accept(ck, vkey, token if state == "hit" else None, reply)
                     if value is not _MISSING and state == "hit":
                         return value
                     if value is not _MISSING:  # early refresh: keep serving the old value on failure
                         try:
-                            return self._run_loader(ck, loader, ttl, tags, negative_ttl, lease)
+                            return self._run_loader(ck, loader, ttl, tags, negative_ttl, lease, before)
                         except Exception:
                             log.warning("TieredCache: early refresh of %r failed; serving the cached value", ck, exc_info=True)
                             _RELEASE(self.client, [lkey], [lease])
@@ -694,7 +701,7 @@ class TieredCache:
                     if state == "hit":
                         state = "lease" if self._take_lease(lkey, lease) else "wait"
                 if state in ("lease", "refresh") or (state == "foreign" and self._take_lease(lkey, lease)):
-                    return self._run_loader(ck, loader, ttl, tags, negative_ttl, lease)
+                    return self._run_loader(ck, loader, ttl, tags, negative_ttl, lease, before)
             finally:
                 self._end(vkey, token)
             # "wait": another process loads; poll until its value lands or its lease expires
@@ -708,7 +715,16 @@ class TieredCache:
         held = self.client.execute_command("GET", lkey)  # replay-safe: a lease already ours
         return held in (lease, lease.encode())
 
-    def _run_loader(self, ck: str, loader: Callable[[], Any], ttl: Optional[float], tags: Any, negative_ttl: Optional[float], lease: str) -> Any:
+    def _run_loader(
+        self,
+        ck: str,
+        loader: Callable[[], Any],
+        ttl: Optional[float],
+        tags: Any,
+        negative_ttl: Optional[float],
+        lease: str,
+        before: Sequence[Any] = (),
+    ) -> Any:
         lkey = self._lkey(ck)
         started = _monotonic()
         try:
@@ -723,7 +739,7 @@ class TieredCache:
                 _RELEASE(self.client, [lkey], [lease])
                 return value
             ttl = negative_ttl
-        keys, args = self._store_args(ck, payload, ttl, tags, delta=delta, lease_token=lease)
+        keys, args = self._store_args(ck, payload, ttl, tags, delta=delta, lease_token=lease, expected=before)
         try:
             _STORE(self.client, keys, args)
         finally:

@@ -272,7 +272,7 @@ class _Limiter(_RateLimit):
 
     _alg = ""
 
-    def __init__(self, client: Any, limit: int, window: float, prefix: str, local: bool) -> None:
+    def __init__(self, client: Any, limit: int, window: float, *, prefix: str = "rl", local: bool = False) -> None:
         self.limit = _positive_int(limit, "limit")
         self.window = _positive_seconds(window, "window")
         self._ks = KeySpace(prefix)
@@ -326,9 +326,6 @@ class SlidingWindowLimiter(_Limiter):
 
     _alg = "log"
 
-    def __init__(self, client: Any, limit: int, window: float, *, prefix: str = "rl", local: bool = False) -> None:
-        super().__init__(client, limit, window, prefix, local)
-
 
 class SlidingWindowCounterLimiter(_Limiter):
     """A sliding-window counter: the previous fixed window weighted by its
@@ -348,9 +345,6 @@ class SlidingWindowCounterLimiter(_Limiter):
     """
 
     _alg = "ctr"
-
-    def __init__(self, client: Any, limit: int, window: float, *, prefix: str = "rl", local: bool = False) -> None:
-        super().__init__(client, limit, window, prefix, local)
 
 
 class FixedWindowLimiter(_Limiter):
@@ -372,9 +366,6 @@ class FixedWindowLimiter(_Limiter):
     """
 
     _alg = "fix"
-
-    def __init__(self, client: Any, limit: int, window: float, *, prefix: str = "rl", local: bool = False) -> None:
-        super().__init__(client, limit, window, prefix, local)
 
 
 class TokenBucketLimiter(_Limiter):

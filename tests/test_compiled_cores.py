@@ -12,7 +12,7 @@ import os
 
 import pytest
 
-CORES = ["_resp", "_window", "_decay"]
+CORES = ["_resp", "_window", "_decay", "_pipeline"]
 
 
 @pytest.mark.parametrize("core", CORES)

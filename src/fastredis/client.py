@@ -48,7 +48,7 @@ from redis.exceptions import (
     WatchError,
 )
 
-from . import _resp
+from . import _pipeline, _resp
 from .exceptions import ProtocolError
 
 __all__ = ["Redis", "Pipeline", "FastParser"]
@@ -58,6 +58,7 @@ _NEVER_DECODE = redis.client.NEVER_DECODE
 # Options of lean-staged commands. Shared and never mutated: redis-py only
 # pops keys that are absent from it.
 _NO_OPTIONS: Dict[str, Any] = {}
+_OK_CALLBACKS = (parse_set_result, bool_ok)
 _FAST_CONNECTIONS = (Connection, SSLConnection, UnixDomainSocketConnection)
 _MULTI = _resp.pack_command(("MULTI",))
 _EXEC = _resp.pack_command(("EXEC",))
@@ -92,35 +93,40 @@ class FastParser(_HiredisParser):
             notEnoughData=NOT_ENOUGH_DATA,
         )
         self.connection_error: Optional[ConnectionError] = None
+        self.error_count = 0
 
     def _reply_error(self, message: str) -> Exception:
+        self.error_count += 1
         error = self.parse_error(message)
         if isinstance(error, ConnectionError) and self.connection_error is None:
             self.connection_error = error  # e.g. LOADING: raised after the batch
         return error
 
 
-def read_replies(conn: Any, count: int) -> List[Any]:
+def read_replies(conn: Any, count: int) -> Tuple[List[Any], bool]:
     """Read ``count`` replies from ``conn`` in one batched parse.
 
-    Error replies are left in their slots as exception objects (as redis-py's
-    pipelines do); push frames go to the connection's push handlers and are
-    not counted. Socket errors disconnect and raise as redis-py's
-    ``Connection.read_response`` does.
+    Returns the replies and whether any is an error. Error replies are left
+    in their slots as exception objects (as redis-py's pipelines do); push
+    frames go to the connection's push handlers and are not counted. Socket
+    errors disconnect and raise as redis-py's ``Connection.read_response`` does.
     """
     parser = conn._parser
     reader = getattr(parser, "_reader", None)
     out: List[Any] = []
     if count <= 0:
-        return out
+        return out, False
     if not isinstance(parser, FastParser) or reader is None:
+        errors = False
         for _ in range(count):
             try:
                 out.append(conn.read_response())
             except ResponseError as e:
                 out.append(e)
-        return out
+                errors = True
+        return out, errors
     parser.connection_error = None
+    errors_before = parser.error_count
     push = parser.handle_push_response
     try:
         got = reader.read_into(out, count, push)
@@ -142,7 +148,7 @@ def read_replies(conn: Any, count: int) -> List[Any]:
         error, parser.connection_error = parser.connection_error, None
         conn.disconnect()
         raise error
-    return out
+    return out, parser.error_count != errors_before
 
 
 def _fast_pool(pool: Any) -> bool:
@@ -211,10 +217,6 @@ class Pipeline(redis.client.Pipeline):
                 self._deferred_error = e
         return self
 
-    def _lean(self) -> bool:
-        """Whether a hot command may be staged directly (not immediate mode)."""
-        return not self.watching or self.explicit_transaction
-
     def batch(self, command: str, *columns: Any) -> "Pipeline":
         """Stage ``len(column)`` commands in one C loop.
 
@@ -262,74 +264,92 @@ class Pipeline(redis.client.Pipeline):
 
     # -- hot commands --------------------------------------------------------
     def get(self, name: Any) -> Any:
-        if not self._lean():
+        if self.watching and not self.explicit_transaction:
             return super().get(name)
         self.command_stack.append((("GET", name), _NO_OPTIONS))
-        self._add1(_H_GET, name)
+        try:
+            self._buf.add1(_H_GET, name)
+        except Exception as e:
+            self._defer(e)
         return self
 
     def set(self, name: Any, value: Any, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
-        if args or kwargs or not self._lean():
+        if args or kwargs or (self.watching and not self.explicit_transaction):
             return super().set(name, value, *args, **kwargs)
         self.command_stack.append((("SET", name, value), _NO_OPTIONS))
-        self._add2(_H_SET, name, value)
+        try:
+            self._buf.add2(_H_SET, name, value)
+        except Exception as e:
+            self._defer(e)
         return self
 
     def incr(self, name: Any, amount: int = 1) -> Any:  # type: ignore[override]
         return self.incrby(name, amount)
 
     def incrby(self, name: Any, amount: int = 1) -> Any:  # type: ignore[override]
-        if not self._lean():
+        if self.watching and not self.explicit_transaction:
             return super().incrby(name, amount)
         self.command_stack.append((("INCRBY", name, amount), _NO_OPTIONS))
-        self._add2(_H_INCRBY, name, amount)
+        try:
+            self._buf.add2(_H_INCRBY, name, amount)
+        except Exception as e:
+            self._defer(e)
         return self
 
     def decr(self, name: Any, amount: int = 1) -> Any:  # type: ignore[override]
         return self.decrby(name, amount)
 
     def decrby(self, name: Any, amount: int = 1) -> Any:  # type: ignore[override]
-        if not self._lean():
+        if self.watching and not self.explicit_transaction:
             return super().decrby(name, amount)
         self.command_stack.append((("DECRBY", name, amount), _NO_OPTIONS))
         self._add2(_H_DECRBY, name, amount)
         return self
 
     def hget(self, name: Any, key: Any) -> Any:
-        if not self._lean():
+        if self.watching and not self.explicit_transaction:
             return super().hget(name, key)
         self.command_stack.append((("HGET", name, key), _NO_OPTIONS))
-        self._add2(_H_HGET, name, key)
+        try:
+            self._buf.add2(_H_HGET, name, key)
+        except Exception as e:
+            self._defer(e)
         return self
 
     def hset(self, name: Any, key: Any = None, value: Any = None, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
-        if args or kwargs or key is None or not self._lean():
+        if args or kwargs or key is None or (self.watching and not self.explicit_transaction):
             return super().hset(name, key, value, *args, **kwargs)
         self.command_stack.append((("HSET", name, key, value), _NO_OPTIONS))
-        self._add3(_H_HSET, name, key, value)
+        try:
+            self._buf.add3(_H_HSET, name, key, value)
+        except Exception as e:
+            self._defer(e)
         return self
 
     def hincrby(self, name: Any, key: Any, amount: int = 1) -> Any:  # type: ignore[override]
-        if not self._lean():
+        if self.watching and not self.explicit_transaction:
             return super().hincrby(name, key, amount)
         self.command_stack.append((("HINCRBY", name, key, amount), _NO_OPTIONS))
         self._add3(_H_HINCRBY, name, key, amount)
         return self
 
     def hgetall(self, name: Any) -> Any:
-        if not self._lean():
+        if self.watching and not self.explicit_transaction:
             return super().hgetall(name)
         self.command_stack.append((("HGETALL", name), _NO_OPTIONS))
         self._add1(_H_HGETALL, name)
         return self
 
     def zadd(self, name: Any, mapping: Any, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
-        if args or kwargs or not self._lean() or not isinstance(mapping, dict) or not mapping:
+        if args or kwargs or (self.watching and not self.explicit_transaction) or not isinstance(mapping, dict) or not mapping:
             return super().zadd(name, mapping, *args, **kwargs)
         if len(mapping) == 1:
             for member, score in mapping.items():
                 self.command_stack.append((("ZADD", name, score, member), _NO_OPTIONS))
-                self._add3(_H_ZADD, name, score, member)
+                try:
+                    self._buf.add3(_H_ZADD, name, score, member)
+                except Exception as e:
+                    self._defer(e)
             return self
         pieces: List[Any] = [name]
         for member, score in mapping.items():
@@ -340,47 +360,47 @@ class Pipeline(redis.client.Pipeline):
         return self
 
     def zincrby(self, name: Any, amount: Any, value: Any) -> Any:
-        if not self._lean():
+        if self.watching and not self.explicit_transaction:
             return super().zincrby(name, amount, value)
         self.command_stack.append((("ZINCRBY", name, amount, value), _NO_OPTIONS))
         self._add3(_H_ZINCRBY, name, amount, value)
         return self
 
     def zscore(self, name: Any, value: Any) -> Any:
-        if not self._lean():
+        if self.watching and not self.explicit_transaction:
             return super().zscore(name, value)
         self.command_stack.append((("ZSCORE", name, value), _NO_OPTIONS))
         self._add2(_H_ZSCORE, name, value)
         return self
 
     def zcard(self, name: Any) -> Any:
-        return self._simple1("ZCARD", _H_ZCARD, name) if self._lean() else super().zcard(name)
+        return self._simple1("ZCARD", _H_ZCARD, name) if not (self.watching and not self.explicit_transaction) else super().zcard(name)
 
     def scard(self, name: Any) -> Any:
-        return self._simple1("SCARD", _H_SCARD, name) if self._lean() else super().scard(name)
+        return self._simple1("SCARD", _H_SCARD, name) if not (self.watching and not self.explicit_transaction) else super().scard(name)
 
     def ttl(self, name: Any) -> Any:
-        return self._simple1("TTL", _H_TTL, name) if self._lean() else super().ttl(name)
+        return self._simple1("TTL", _H_TTL, name) if not (self.watching and not self.explicit_transaction) else super().ttl(name)
 
     def smembers(self, name: Any) -> Any:
-        return self._simple1("SMEMBERS", _H_SMEMBERS, name) if self._lean() else super().smembers(name)
+        return self._simple1("SMEMBERS", _H_SMEMBERS, name) if not (self.watching and not self.explicit_transaction) else super().smembers(name)
 
     def sismember(self, name: Any, value: Any) -> Any:
-        if not self._lean():
+        if self.watching and not self.explicit_transaction:
             return super().sismember(name, value)
         self.command_stack.append((("SISMEMBER", name, value), _NO_OPTIONS))
         self._add2(_H_SISMEMBER, name, value)
         return self
 
     def getbit(self, name: Any, offset: int) -> Any:
-        if not self._lean():
+        if self.watching and not self.explicit_transaction:
             return super().getbit(name, offset)
         self.command_stack.append((("GETBIT", name, offset), _NO_OPTIONS))
         self._add2(_H_GETBIT, name, offset)
         return self
 
     def setbit(self, name: Any, offset: int, value: int) -> Any:
-        if not self._lean():
+        if self.watching and not self.explicit_transaction:
             return super().setbit(name, offset, value)
         value = value and 1 or 0
         self.command_stack.append((("SETBIT", name, offset, value), _NO_OPTIONS))
@@ -388,28 +408,28 @@ class Pipeline(redis.client.Pipeline):
         return self
 
     def expire(self, name: Any, time: Any, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
-        if args or kwargs or not self._lean() or not isinstance(time, int):
+        if args or kwargs or (self.watching and not self.explicit_transaction) or not isinstance(time, int):
             return super().expire(name, time, *args, **kwargs)
         self.command_stack.append((("EXPIRE", name, time), _NO_OPTIONS))
         self._add2(_H_EXPIRE, name, time)
         return self
 
     def pexpire(self, name: Any, time: Any, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
-        if args or kwargs or not self._lean() or not isinstance(time, int):
+        if args or kwargs or (self.watching and not self.explicit_transaction) or not isinstance(time, int):
             return super().pexpire(name, time, *args, **kwargs)
         self.command_stack.append((("PEXPIRE", name, time), _NO_OPTIONS))
         self._add2(_H_PEXPIRE, name, time)
         return self
 
     def lrange(self, name: Any, start: int, end: int) -> Any:
-        if not self._lean():
+        if self.watching and not self.explicit_transaction:
             return super().lrange(name, start, end)
         self.command_stack.append((("LRANGE", name, start, end), _NO_OPTIONS))
         self._add3(_H_LRANGE, name, start, end)
         return self
 
     def publish(self, channel: Any, message: Any, **kwargs: Any) -> Any:
-        if kwargs or not self._lean():
+        if kwargs or (self.watching and not self.explicit_transaction):
             return super().publish(channel, message, **kwargs)
         self.command_stack.append((("PUBLISH", channel, message), _NO_OPTIONS))
         self._add2(_H_PUBLISH, channel, message)
@@ -417,34 +437,34 @@ class Pipeline(redis.client.Pipeline):
 
     # Variadic commands: one name, then the user's arguments as redis-py sends them.
     def delete(self, *names: Any) -> Any:
-        return self._variadic("DEL", _H_DEL, names) if self._lean() else super().delete(*names)
+        return self._variadic("DEL", _H_DEL, names) if not (self.watching and not self.explicit_transaction) else super().delete(*names)
 
     def exists(self, *names: Any) -> Any:
-        return self._variadic("EXISTS", _H_EXISTS, names) if self._lean() else super().exists(*names)
+        return self._variadic("EXISTS", _H_EXISTS, names) if not (self.watching and not self.explicit_transaction) else super().exists(*names)
 
     def sadd(self, name: Any, *values: Any) -> Any:
-        return self._variadic("SADD", _H_SADD, (name, *values)) if self._lean() else super().sadd(name, *values)
+        return self._variadic("SADD", _H_SADD, (name, *values)) if not (self.watching and not self.explicit_transaction) else super().sadd(name, *values)
 
     def srem(self, name: Any, *values: Any) -> Any:
-        return self._variadic("SREM", _H_SREM, (name, *values)) if self._lean() else super().srem(name, *values)
+        return self._variadic("SREM", _H_SREM, (name, *values)) if not (self.watching and not self.explicit_transaction) else super().srem(name, *values)
 
     def lpush(self, name: Any, *values: Any) -> Any:
-        return self._variadic("LPUSH", _H_LPUSH, (name, *values)) if self._lean() else super().lpush(name, *values)
+        return self._variadic("LPUSH", _H_LPUSH, (name, *values)) if not (self.watching and not self.explicit_transaction) else super().lpush(name, *values)
 
     def rpush(self, name: Any, *values: Any) -> Any:
-        return self._variadic("RPUSH", _H_RPUSH, (name, *values)) if self._lean() else super().rpush(name, *values)
+        return self._variadic("RPUSH", _H_RPUSH, (name, *values)) if not (self.watching and not self.explicit_transaction) else super().rpush(name, *values)
 
     def zrem(self, name: Any, *values: Any) -> Any:
-        return self._variadic("ZREM", _H_ZREM, (name, *values)) if self._lean() else super().zrem(name, *values)
+        return self._variadic("ZREM", _H_ZREM, (name, *values)) if not (self.watching and not self.explicit_transaction) else super().zrem(name, *values)
 
     def pfadd(self, name: Any, *values: Any) -> Any:
-        return self._variadic("PFADD", _H_PFADD, (name, *values)) if self._lean() else super().pfadd(name, *values)
+        return self._variadic("PFADD", _H_PFADD, (name, *values)) if not (self.watching and not self.explicit_transaction) else super().pfadd(name, *values)
 
     def pfcount(self, *sources: Any) -> Any:
-        return self._variadic("PFCOUNT", _H_PFCOUNT, sources) if self._lean() else super().pfcount(*sources)
+        return self._variadic("PFCOUNT", _H_PFCOUNT, sources) if not (self.watching and not self.explicit_transaction) else super().pfcount(*sources)
 
     def evalsha(self, sha: str, numkeys: int, *keys_and_args: Any) -> Any:
-        if not self._lean():
+        if self.watching and not self.explicit_transaction:
             return super().evalsha(sha, numkeys, *keys_and_args)
         return self._variadic("EVALSHA", _H_EVALSHA, (sha, numkeys, *keys_and_args))
 
@@ -507,9 +527,9 @@ class Pipeline(redis.client.Pipeline):
             return super()._execute_pipeline(connection, _materialise(commands), raise_on_error)
         self._raise_deferred()
         connection.send_packed_command([self._buf.getvalue()])
-        response = read_replies(connection, len(commands))
-        response = self._apply_callbacks(response, commands, pipeline_mode=True)
-        if raise_on_error:
+        response, has_errors = read_replies(connection, len(commands))
+        _pipeline.apply_callbacks(response, commands, self.response_callbacks.get, _OK_CALLBACKS, has_errors)
+        if raise_on_error and has_errors:
             self.raise_first_error(commands, response)
         return response
 
@@ -518,7 +538,7 @@ class Pipeline(redis.client.Pipeline):
             return super()._execute_transaction(connection, _materialise(commands), raise_on_error)
         self._raise_deferred()
         connection.send_packed_command([_MULTI, self._buf.getvalue(), _EXEC])
-        replies = read_replies(connection, len(commands) + 2)
+        replies, has_errors = read_replies(connection, len(commands) + 2)
         errors: List[Tuple[int, Any]] = []
         if isinstance(replies[0], ResponseError):
             errors.append((0, replies[0]))
@@ -542,31 +562,9 @@ class Pipeline(redis.client.Pipeline):
         if len(response) != len(commands):
             self.connection.disconnect()
             raise ResponseError("Wrong number of response items from pipeline execution")
-        if raise_on_error:
+        if raise_on_error and (has_errors or errors):
             self.raise_first_error(commands, response)
-        return self._apply_callbacks(response, commands, pipeline_mode=False)
-
-    def _apply_callbacks(self, response: List[Any], commands: Any, pipeline_mode: bool) -> List[Any]:
-        callbacks = self.response_callbacks
-        resolved: Dict[Any, Any] = {}
-        for i, (args, options) in enumerate(commands):
-            name = args[0]
-            try:
-                cb = resolved[name]
-            except KeyError:
-                cb = resolved[name] = callbacks.get(name)
-            if cb is None:
-                continue
-            r = response[i]
-            if isinstance(r, Exception):
-                continue
-            if options:
-                opts = {k: v for k, v in options.items() if k != "keys"}
-                response[i] = cb(r, **opts) if opts else cb(r)
-            elif cb is parse_set_result or cb is bool_ok:
-                response[i] = r and (r == b"OK" or r == "OK")
-            else:
-                response[i] = cb(r)
+        _pipeline.apply_callbacks(response, commands, self.response_callbacks.get, _OK_CALLBACKS, bool(has_errors or errors))
         return response
 
 

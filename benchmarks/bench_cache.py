@@ -15,7 +15,6 @@ from typing import Iterator
 import orjson
 import pytest
 import redis
-from redis.utils import HIREDIS_AVAILABLE
 
 import fastredis
 from fastredis.patterns.cache import TieredCache
@@ -26,16 +25,14 @@ KEYS = [f"k{i}" for i in range(100)]
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[RedisServer]:
-    assert HIREDIS_AVAILABLE, "benchmarks compare against redis-py with hiredis"
-    s = RedisServer()
-    yield s
-    s.stop()
+def server(bench_server: RedisServer) -> RedisServer:
+    """The session server of benchmarks/conftest.py (it checks hiredis)."""
+    return bench_server
 
 
 @pytest.fixture(scope="module")
 def cache(server: RedisServer) -> Iterator[TieredCache]:
-    with TieredCache(fastredis.Redis(port=server.port), prefix="bench", ttl=3600, local_ttl=3600) as c:
+    with TieredCache(fastredis.Redis(port=server.port), prefix="bench_cache", ttl=3600, local_ttl=3600) as c:
         c.set("hot", VALUE)
         c.set_many({k: VALUE for k in KEYS})
         yield c
@@ -43,16 +40,16 @@ def cache(server: RedisServer) -> Iterator[TieredCache]:
 
 @pytest.fixture(scope="module")
 def l2_cache(server: RedisServer) -> Iterator[TieredCache]:
-    with TieredCache(fastredis.Redis(port=server.port), prefix="bench", ttl=3600, local_maxsize=0) as c:
+    with TieredCache(fastredis.Redis(port=server.port), prefix="bench_cache", ttl=3600, local_maxsize=0) as c:
         yield c
 
 
 @pytest.fixture(scope="module")
 def plain(server: RedisServer) -> Iterator[redis.Redis]:
     r = redis.Redis(port=server.port)
-    r.set("plain:hot", orjson.dumps(VALUE))
+    r.set("plain_cache:hot", orjson.dumps(VALUE))
     for k in KEYS:
-        r.set("plain:" + k, orjson.dumps(VALUE))
+        r.set("plain_cache:" + k, orjson.dumps(VALUE))
     yield r
     r.close()
 
@@ -84,9 +81,9 @@ def test_get_or_set_hit_tiered(benchmark, cache: TieredCache) -> None:  # type: 
 @pytest.mark.benchmark(group="get_or_set-hit")
 def test_get_or_set_hit_redis_py(benchmark, plain: redis.Redis) -> None:  # type: ignore[no-untyped-def]
     def cache_aside() -> object:
-        raw = plain.get("plain:hot")
+        raw = plain.get("plain_cache:hot")
         if raw is None:
-            plain.set("plain:hot", orjson.dumps(VALUE), ex=3600)
+            plain.set("plain_cache:hot", orjson.dumps(VALUE), ex=3600)
             return VALUE
         return orjson.loads(raw)
 
@@ -100,7 +97,7 @@ def test_l2_hit_tiered(benchmark, l2_cache: TieredCache) -> None:  # type: ignor
 
 @pytest.mark.benchmark(group="l2-hit")
 def test_l2_hit_redis_py(benchmark, plain: redis.Redis) -> None:  # type: ignore[no-untyped-def]
-    assert benchmark(lambda: orjson.loads(plain.get("plain:hot"))) == VALUE
+    assert benchmark(lambda: orjson.loads(plain.get("plain_cache:hot"))) == VALUE
 
 
 @pytest.mark.benchmark(group="get_many")
@@ -110,7 +107,7 @@ def test_get_many_tiered_l2(benchmark, l2_cache: TieredCache) -> None:  # type: 
 
 @pytest.mark.benchmark(group="get_many")
 def test_get_many_redis_py_loop(benchmark, plain: redis.Redis) -> None:  # type: ignore[no-untyped-def]
-    keys = ["plain:" + k for k in KEYS]
+    keys = ["plain_cache:" + k for k in KEYS]
     assert len(benchmark(lambda: {k: orjson.loads(plain.get(k)) for k in keys})) == 100
 
 
@@ -125,7 +122,7 @@ def test_set_many_tiered(benchmark, l2_cache: TieredCache) -> None:  # type: ign
 def test_set_many_redis_py_loop(benchmark, plain: redis.Redis) -> None:  # type: ignore[no-untyped-def]
     def loop() -> None:
         for k in KEYS:
-            plain.set("plain:" + k, orjson.dumps(VALUE), ex=3600)
+            plain.set("plain_cache:" + k, orjson.dumps(VALUE), ex=3600)
 
     benchmark(loop)
-    assert orjson.loads(plain.get("plain:k99")) == VALUE
+    assert orjson.loads(plain.get("plain_cache:k99")) == VALUE

@@ -28,6 +28,8 @@ KeyPart = Union[str, bytes, int]
 # Unreserved characters of RFC 3986 plus a few that are harmless in keys.
 _SAFE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~@!$&'()+,;=/|<>#^`\"")
 _TABLE = [chr(b) if b in _SAFE else f"%{b:02X}" for b in range(256)]
+# str.translate table for the common all-ASCII str part (no encode/join).
+_ASCII_TRANSLATE = {b: _TABLE[b] for b in range(128) if b not in _SAFE}
 
 
 def escape_part(part: KeyPart) -> str:
@@ -42,6 +44,8 @@ def escape_part(part: KeyPart) -> str:
         raise TypeError(f"a key part must be str, bytes or int, got {type(part).__name__}")
     if isinstance(part, int):
         return str(part)
+    if isinstance(part, str) and part and part.isascii():
+        return part.translate(_ASCII_TRANSLATE)
     raw = part.encode("utf-8", "surrogateescape") if isinstance(part, str) else bytes(part)
     if not raw:
         return "%"  # empty part: distinct from every non-empty escaped part

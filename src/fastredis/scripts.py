@@ -73,20 +73,22 @@ class LuaScript:
         keys = tuple(keys)
         return ("EVALSHA", self.sha, len(keys), *keys, *args)
 
-    def __call__(self, client: Any, keys: Sequence[Any] = (), args: Iterable[Any] = ()) -> Any:
+    def __call__(self, client: Any, keys: Sequence[Any] = (), args: Iterable[Any] = (), **options: Any) -> Any:
         """Run on ``client`` (a Redis client, not a pipeline) and return the reply.
 
-        On NOSCRIPT: SCRIPT LOAD, then exactly one retry.
+        On NOSCRIPT: SCRIPT LOAD, then exactly one retry. ``options`` go to
+        ``execute_command`` (e.g. ``{redis.client.NEVER_DECODE: True}`` keeps
+        raw bytes on a ``decode_responses=True`` client).
         """
         if isinstance(client, _RedisPipeline):
             raise TypeError("use LuaScript.stage() to add a script call to a pipeline")
         keys = tuple(keys)
         args = tuple(args)
         try:
-            return client.execute_command("EVALSHA", self.sha, len(keys), *keys, *args)
+            return client.execute_command("EVALSHA", self.sha, len(keys), *keys, *args, **options)
         except NoScriptError:
             client.execute_command("SCRIPT LOAD", self._encoded)
-            return client.execute_command("EVALSHA", self.sha, len(keys), *keys, *args)
+            return client.execute_command("EVALSHA", self.sha, len(keys), *keys, *args, **options)
 
     def stage(self, pipe: Any, keys: Sequence[Any] = (), args: Iterable[Any] = ()) -> None:
         """Stage an EVALSHA in ``pipe``; run the pipe with :func:`run_pipeline`.

@@ -664,11 +664,61 @@ class Redis(redis.Redis):
         """A :class:`Pipeline` (redis-py semantics, fast staging and execute)."""
         return self.pipeline_class(self.connection_pool, self.response_callbacks, transaction, shard_hint)
 
+    def _execute_command(self, *args: Any, **options: Any) -> Any:
+        """redis-py's single-command path (pool, retry policy, health checks,
+        reconnect) without its per-call observability bookkeeping, which is
+        skipped only while redis-py observability is disabled."""
+        if _observability_enabled():
+            return super()._execute_command(*args, **options)
+        pool = self.connection_pool
+        command_name = args[0]
+        conn = self.connection or pool.get_connection()
+        start_time = time.monotonic()
+
+        def failure_callback(error: Exception, failure_count: int) -> None:
+            self._close_connection(conn, error, failure_count, start_time, command_name)
+
+        if self._single_connection_client:
+            self.single_connection_lock.acquire()
+        try:
+            return conn.retry.call_with_retry(
+                lambda: self._send_command_parse_response(conn, command_name, *args, **options),
+                failure_callback,
+                with_failure_count=True,
+            )
+        finally:
+            try:
+                if conn and conn.should_reconnect():
+                    self._close_connection(conn)
+                    conn.connect()
+            finally:
+                if self._single_connection_client:
+                    self.single_connection_lock.release()
+                if not self.connection:
+                    pool.release(conn)
+
     def _send_command_parse_response(self, conn: Any, command_name: str, *args: Any, **options: Any) -> Any:
         if command_name in _SPECIAL_COMMANDS or not isinstance(conn._parser, FastParser):
             return super()._send_command_parse_response(conn, command_name, *args, **options)
         conn.send_packed_command([self.parser_class.core.pack_command(args, conn.encoder.encoding, conn.encoder.encoding_errors)])
         return self.parse_response(conn, command_name, **options)
+
+
+_observability_checked_at = -1e9
+_observability_on = False
+
+
+def _observability_enabled() -> bool:
+    """Whether redis-py's metrics are on; re-checked at most once a second
+    because redis-py's own check costs microseconds per command."""
+    global _observability_checked_at, _observability_on
+    now = time.monotonic()
+    if now - _observability_checked_at > 1.0:
+        from redis.observability import recorder
+
+        _observability_on = recorder._metrics_collector is not None or recorder._get_or_create_collector() is not None
+        _observability_checked_at = now
+    return _observability_on
 
 
 def client_class_for(core: Any) -> type:

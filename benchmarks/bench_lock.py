@@ -31,11 +31,9 @@ from fastredis.server import RedisServer
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[RedisServer]:
+def server(bench_server: RedisServer) -> RedisServer:
     assert HIREDIS_AVAILABLE, "benchmarks compare against redis-py with hiredis"
-    s = RedisServer()
-    yield s
-    s.stop()
+    return bench_server
 
 
 @pytest.fixture(scope="module")

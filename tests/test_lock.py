@@ -204,7 +204,7 @@ def test_waiter_woken_by_release_not_by_polling(client_cls, redis_url):
 
     th = threading.Thread(target=wait)
     th.start()
-    _wait_subscribed(holder_client, waiter.channel)
+    wait_subscribed(holder_client, waiter.channel)
     time.sleep(0.5)
     # Waiting: the first try, and the one after subscribing; nothing while asleep.
     assert waiter_client.sent.count("EVALSHA") <= 2, waiter_client.sent
@@ -369,7 +369,7 @@ def test_fenced_write_binary_values(any_client):
     assert any_client.get(b"bin\xff") == b"\x00\xff\r\n"
 
 
-def _wait_subscribed(client, channel, timeout=10.0):
+def wait_subscribed(client, channel, timeout=10.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if client.pubsub_numsub(channel)[0][1] >= 1:

@@ -16,6 +16,7 @@ import redis
 import fastredis
 from fastredis.exceptions import LockError, LockNotOwnedError
 from fastredis.patterns.lock import Lock, fenced_write
+from test_lock import wait_subscribed
 
 CTX = mp.get_context("fork")
 
@@ -133,15 +134,21 @@ def test_restart_while_held(private_server):
     lock.release()
 
 
-def test_waiter_survives_server_restart(private_server):
-    c = private_server.client()
-    holder = Lock(c, "rw", ttl=60)
-    holder.acquire()
+def _blocked_waiter(server, name):
+    """A holder (ttl 60 s) and a waiter thread already subscribed to its release channel."""
+    c = server.client()
+    holder = Lock(c, name, ttl=60)
+    assert holder.acquire()
     got = {}
-    waiter = Lock(private_server.client(), "rw")
+    waiter = Lock(server.client(), name)
     th = threading.Thread(target=lambda: got.update(ok=waiter.acquire(timeout=30), at=time.monotonic()))
     th.start()
-    _wait_subscribed(c, waiter.channel)
+    wait_subscribed(c, waiter.channel)
+    return c, holder, waiter, th, got
+
+
+def test_waiter_survives_server_restart(private_server):
+    c, holder, waiter, th, got = _blocked_waiter(private_server, "rw")
     t0 = time.monotonic()
     private_server.restart()  # the holder's key is lost; nobody publishes
     th.join(40)
@@ -151,17 +158,10 @@ def test_waiter_survives_server_restart(private_server):
 
 
 def test_client_kill_of_waiting_connection(private_server):
-    c = private_server.client()
-    holder = Lock(c, "ck", ttl=60)
-    holder.acquire()
-    got = {}
-    waiter = Lock(private_server.client(), "ck")
-    th = threading.Thread(target=lambda: got.update(ok=waiter.acquire(timeout=30), at=time.monotonic()))
-    th.start()
-    _wait_subscribed(c, waiter.channel)
+    c, holder, waiter, th, got = _blocked_waiter(private_server, "ck")
     killed = c.client_kill_filter(_type="pubsub") + c.client_kill_filter(_type="normal", skipme=True)
     assert killed >= 1
-    _wait_subscribed(c, waiter.channel)  # it resubscribed
+    wait_subscribed(c, waiter.channel)  # it resubscribed
     t0 = time.monotonic()
     holder.release()
     th.join(40)
@@ -279,11 +279,3 @@ def test_fork_child_neither_renews_nor_releases(redis_url):
 def _watchdogs():
     return [t for t in threading.enumerate() if t.name.startswith("fastredis-lock-watchdog") and t.is_alive()]
 
-
-def _wait_subscribed(client, channel, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if client.pubsub_numsub(channel)[0][1] >= 1:
-            return
-        time.sleep(0.01)
-    raise AssertionError(f"nobody subscribed to {channel}")

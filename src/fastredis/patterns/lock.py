@@ -116,6 +116,18 @@ def _parse_extend(reply: Any) -> int:
     return int(reply)
 
 
+def _release_on_exit(lock: Union["Lock", "Redlock"], exc_type: Any) -> None:
+    """``with`` exit: release if held here; a lost lock raises unless an
+    exception from the body is already in flight (it is not masked)."""
+    if lock.token is None or lock._pid != os.getpid():
+        return  # not held here (a forked child leaves its parent's lock alone)
+    try:
+        lock.release()
+    except LockNotOwnedError:
+        if exc_type is None:
+            raise
+
+
 # -- Lock --------------------------------------------------------------------
 
 class Lock:
@@ -395,14 +407,7 @@ class Lock:
         return self
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        if self.token is None or self._pid != os.getpid():
-            return  # not held here (a forked child leaves its parent's lock alone)
-        try:
-            self.release()
-        except LockNotOwnedError:
-            if exc_type is None:
-                raise
-            # an exception is already in flight: do not mask it
+        _release_on_exit(self, exc_type)
 
     def __del__(self) -> None:
         try:
@@ -822,13 +827,7 @@ class Redlock:
         return self
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        if self.token is None or self._pid != os.getpid():
-            return
-        try:
-            self.release()
-        except LockNotOwnedError:
-            if exc_type is None:
-                raise
+        _release_on_exit(self, exc_type)
 
     def __repr__(self) -> str:
         return f"<Redlock {self.key!r} nodes={len(self.nodes)} quorum={self.quorum} validity={self.validity:.3f}>"

@@ -224,8 +224,14 @@ def test_sigkill_consumers_lose_nothing(server):
     rng = random.Random(3)
     for i in range(20):
         p = ctx.Process(target=_crashy_worker, args=(server.port, f"w{i % 3}"))
+        before = r.scard("done")
         p.start()
-        time.sleep(rng.uniform(0.05, 0.2))
+        # kill only once the worker is really processing (a loaded machine
+        # can take longer than any fixed delay to fork and connect)
+        deadline = time.monotonic() + 10
+        while r.scard("done") == before and time.monotonic() < deadline and before < len(ids):
+            time.sleep(0.005)
+        time.sleep(rng.uniform(0.0, 0.03))
         os.kill(p.pid, signal.SIGKILL)
         p.join(10)
         assert p.exitcode == -signal.SIGKILL

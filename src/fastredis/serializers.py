@@ -9,6 +9,7 @@ Example::
 
 from __future__ import annotations
 
+import math
 from typing import Any, Protocol, Union, runtime_checkable
 
 import orjson
@@ -26,7 +27,7 @@ class Serializer(Protocol):
 
 
 class JsonSerializer:
-    """orjson: non-str dict keys are allowed; NaN/inf raise ``ValueError``.
+    """orjson: non-str dict keys are allowed; NaN/inf anywhere raise ``ValueError``.
 
     Example::
 
@@ -35,15 +36,34 @@ class JsonSerializer:
     """
 
     def dumps(self, value: Any) -> bytes:
-        if isinstance(value, float) and value != value:
-            raise ValueError("NaN cannot be serialized as JSON")
         try:
-            return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY)
+            data = orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY)
         except TypeError as e:  # orjson.JSONEncodeError subclasses TypeError
             raise TypeError(f"value is not JSON-serializable: {e}") from None
+        # orjson writes NaN/inf as null, which would silently change the value.
+        if b"null" in data and _has_non_finite(value):
+            raise ValueError("value holds NaN or infinity, which JSON cannot represent")
+        return data
 
     def loads(self, data: Union[bytes, str]) -> Any:
         return orjson.loads(data)
+
+
+def _has_non_finite(value: Any, depth: int = 0) -> bool:
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if depth > 512:
+        return False
+    if isinstance(value, dict):
+        return any(_has_non_finite(v, depth + 1) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(_has_non_finite(v, depth + 1) for v in value)
+    dtype = getattr(value, "dtype", None)
+    if dtype is not None and getattr(dtype, "kind", "") in "fc":
+        import numpy as np
+
+        return not bool(np.isfinite(value).all())
+    return False
 
 
 def get_serializer(spec: Union[str, Serializer, None]) -> Serializer:

@@ -64,7 +64,7 @@ from redis.utils import HIREDIS_AVAILABLE
 
 from ..keys import KeyPart, escape_part, validate_prefix
 from ..scripts import LuaScript, run_pipeline
-from ..serializers import JsonSerializer, Serializer, get_serializer
+from ..serializers import Serializer, get_serializer
 from .._text import check_finite
 
 __all__ = ["TieredCache", "CacheKey"]
@@ -109,18 +109,6 @@ def _ttl_ms(ttl: Any, name: str = "ttl") -> int:
     if seconds <= 0:
         raise ValueError(f"{name} must be > 0 seconds, got {ttl!r}")
     return max(1, int(round(seconds * 1000)))
-
-
-def _has_nan(value: Any, depth: int = 0) -> bool:
-    if isinstance(value, float):
-        return value != value or value in (math.inf, -math.inf)
-    if depth > 256:
-        return False
-    if isinstance(value, dict):
-        return any(_has_nan(v, depth + 1) for v in value.values())
-    if isinstance(value, (list, tuple)):
-        return any(_has_nan(v, depth + 1) for v in value)
-    return False
 
 
 # --------------------------------------------------------------------------
@@ -241,7 +229,6 @@ class TieredCache:
             raise ValueError(f"local_maxsize must be an int >= 0, got {local_maxsize!r}")
         self.local_maxsize = local_maxsize
         self.serializer = get_serializer(serializer)
-        self._check_nan = isinstance(self.serializer, JsonSerializer)
         self._lease_ms = _ttl_ms(lease_ttl, "lease_ttl")
         self.beta = check_finite(beta, "beta")
         if self.beta < 0:
@@ -447,10 +434,7 @@ class TieredCache:
 
     # ----------------------------------------------------------------- write
     def _payload(self, value: Any) -> bytes:
-        data = self.serializer.dumps(value)
-        if self._check_nan and b"null" in data and _has_nan(value):
-            raise ValueError("value holds NaN or infinity, which JSON cannot store (orjson would write null)")
-        return data
+        return self.serializer.dumps(value)
 
     def _store_args(
         self,

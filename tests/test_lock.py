@@ -14,7 +14,7 @@ import redis
 
 import fastredis
 from fastredis.exceptions import LockError, LockNotOwnedError
-from fastredis.patterns.lock import _ACQUIRE, _RELEASE, Lock, fence_key_for, fenced_write
+from fastredis.patterns.lock import _ACQUIRE, _RELEASE, Lock, _release_args, fence_key_for, fenced_write
 
 
 def counting(client_cls, url, **kwargs):
@@ -106,10 +106,18 @@ def test_acquire_replay_is_harmless(any_client):
 def test_release_replay_is_harmless(any_client):
     lock = Lock(any_client, "replay")
     lock.acquire()
-    keys, token = (lock.key, lock.state_key), lock.token
-    assert int(_RELEASE(any_client, keys, (token, ""))) == 1
-    assert int(_RELEASE(any_client, keys, (token, ""))) == 2  # replay: "already released by us"
-    assert int(_RELEASE(any_client, keys, ("someone-else", ""))) == 0
+    token = lock.token
+    keys, args = _release_args(lock.key, lock._space.tagged("replay", "done", token), token, "", 10_000)
+    assert int(_RELEASE(any_client, keys, args)) == 1
+    # Others take and release the lock before the replay arrives.
+    for _ in range(3):
+        with Lock(any_client, "replay"):
+            pass
+    assert int(_RELEASE(any_client, keys, args)) == 2  # replay: "already released by us"
+    other_keys, other_args = _release_args(lock.key, lock._space.tagged("replay", "done", "x"), "x", "", 10_000)
+    assert int(_RELEASE(any_client, other_keys, other_args)) == 0
+    tombstone = keys[1]
+    assert 9_000 < any_client.pttl(tombstone) <= 10_000  # it goes away on its own
 
 
 def test_release_never_touches_another_owner(any_client):
@@ -268,12 +276,14 @@ def test_hostile_names(any_client, name):
     lock = Lock(any_client, name)
     assert lock.acquire(blocking=False)
     assert lock.owned()
-    keys = [k.decode() if isinstance(k, bytes) else k for k in any_client.keys("*")]
-    assert keys == [lock.key] or sorted(keys) == sorted([lock.key, lock.state_key])
-    for k in keys:
-        assert k.count("{") == 1 and k.count("}") == 1  # exactly our hash tag
-        assert not any(c in k for c in "*?[] \r\n")
     lock.release()
+    keys = [k.decode() if isinstance(k, bytes) else k for k in any_client.keys("*")]
+    assert len(keys) == 2 and lock.state_key in keys  # state + release tombstone
+    tag = lock.key[len("lock:"):]
+    for k in keys:
+        assert k.startswith(lock.key + ":")  # one hash tag: one cluster slot
+        assert k.count("{") == 1 and k.count("}") == 1
+        assert not any(c in k[len("lock:"):].replace(tag, "") for c in "*?[]{} \r\n")
     # Distinct names never share a key.
     assert Lock(any_client, "a:b").key != Lock(any_client, "a").key
 

@@ -6,12 +6,15 @@ from __future__ import annotations
 import gc
 import multiprocessing as mp
 import os
+import queue
 import signal
 import threading
 import time
 
 import pytest
 import redis
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.retry import Retry
 
 import fastredis
 from fastredis.exceptions import LockError, LockNotOwnedError
@@ -22,9 +25,10 @@ CTX = mp.get_context("fork")
 
 
 def _client(url, i=0):
-    # Half the processes use plain redis-py: both must interoperate.
+    # Half the processes use plain redis-py: both must interoperate. from_url
+    # clients have no retry by default; these retry as redis.Redis() does.
     cls = fastredis.Redis if i % 2 == 0 else redis.Redis
-    return cls.from_url(url)
+    return cls.from_url(url, retry=Retry(ExponentialWithJitterBackoff(base=0.01, cap=0.2), 10))
 
 
 def _mutex_worker(url, i, rounds, start, out):
@@ -42,18 +46,25 @@ def _mutex_worker(url, i, rounds, start, out):
     out.put((i, log))
 
 
-def test_mutual_exclusion_many_processes(redis_url):
-    procs_n, rounds = 16, 20
-    c = redis.Redis.from_url(redis_url)
+def _run_mutex(url, procs_n, rounds, chaos=None):
+    """``procs_n`` processes take the lock ``rounds`` times each; checks the log."""
+    c = redis.Redis.from_url(url)
     c.flushdb()
     start, out = CTX.Event(), CTX.Queue()
-    procs = [CTX.Process(target=_mutex_worker, args=(redis_url, i, rounds, start, out)) for i in range(procs_n)]
+    procs = [CTX.Process(target=_mutex_worker, args=(url, i, rounds, start, out)) for i in range(procs_n)]
     for p in procs:
         p.start()
     start.set()
     logs = []
     for _ in procs:
-        logs.extend(out.get(timeout=120)[1])
+        while True:
+            try:
+                logs.extend(out.get(timeout=0.3)[1])
+                break
+            except queue.Empty:
+                assert any(p.is_alive() for p in procs), "a worker died"
+                if chaos is not None:
+                    chaos(c)
     for p in procs:
         p.join(30)
         assert p.exitcode == 0
@@ -64,6 +75,21 @@ def test_mutual_exclusion_many_processes(redis_url):
         assert in2 > out1, "two holders overlapped"
         assert f2 > f1, "fencing tokens must rise in hold order"
     c.close()
+
+
+def test_mutual_exclusion_many_processes(redis_url):
+    _run_mutex(redis_url, 16, 20)
+
+
+@pytest.mark.soak
+def test_soak_mutual_exclusion_with_killed_connections(private_server):
+    kills = []
+
+    def chaos(c):  # every ~300 ms kill the workers' connections, waiting ones included
+        kills.append(c.client_kill_filter(_type="normal", skipme=True) + c.client_kill_filter(_type="pubsub"))
+
+    _run_mutex(private_server.url, 16, 300, chaos)
+    assert sum(kills) > 0 and len(kills) >= 10, kills
 
 
 def _stalled_holder(url, ready, go, out):

@@ -1,7 +1,7 @@
 -- Take a lock (SET NX PX) and mint its fencing token, atomically.
 -- KEYS[1]: the lock key; holds the owner token while the lock is held
 -- KEYS[2]: the lock's state hash (same hash tag), never expires:
---          field n = last fencing token minted, field released = last released owner token
+--          field n = last fencing token minted
 -- ARGV[1]: the owner token (a fresh random string per acquire attempt)
 -- ARGV[2]: ttl in milliseconds (integer >= 1)
 -- Returns: {1, fencing token (decimal string), pttl in ms} when the lock is ours,

@@ -55,6 +55,7 @@ _FENCED_WRITE = LuaScript.load("fenced_write")
 # Tokens are server microseconds (~1.7e15); Lua numbers are doubles, exact below 2**53.
 _MAX_FENCE = 2**53
 _MAX_TTL = 10**9  # seconds (~31 years): larger values overflow PX / PEXPIRE
+_TOMBSTONE_MS = 10_000
 
 
 # -- argument checks ---------------------------------------------------------
@@ -98,8 +99,10 @@ def _parse_acquire(reply: Sequence[Any]) -> Tuple[bool, int, int]:
     return int(ok) == 1, int(to_str(fence)), int(pttl)
 
 
-def _release_args(keys: Tuple[str, str], token: str, channel: str) -> Tuple[Tuple[str, str], Tuple[Any, ...]]:
-    return keys, (token, channel)
+def _release_args(key: str, tombstone: str, token: str, channel: str, ttl_ms: int) -> Tuple[Tuple[str, str], Tuple[Any, ...]]:
+    # The tombstone outlives the retry policy's backoff (redis-py's default
+    # gives up within ~6 s), so a replayed release is recognised.
+    return (key, tombstone), (token, channel, max(ttl_ms, _TOMBSTONE_MS))
 
 
 def _parse_release(reply: Any) -> bool:
@@ -141,7 +144,9 @@ class Lock:
 
     Keys (one hash tag, so one cluster slot): ``{prefix}:{name}`` holds the
     owner token, ``{prefix}:{name}:state`` (never expires) the fencing counter.
-    Releases PUBLISH on ``{prefix}:{name}:released``, which waiters subscribe to.
+    Releases PUBLISH on ``{prefix}:{name}:released``, which waiters subscribe to,
+    and leave ``{prefix}:{name}:done:<token>`` for max(ttl, 10 s) so that a
+    replayed release is recognised.
 
     Cost: an uncontended acquire is one round trip, a release one more. A
     contended acquire subscribes, tries once more, then sleeps until a release
@@ -191,6 +196,7 @@ class Lock:
         self.key: str = space.tagged(name)
         self.state_key: str = space.tagged(name, "state")
         self.channel: str = space.tagged(name, "released")
+        self._space = space
         self._ttl_ms = _check_ttl(ttl, "ttl")
         self.ttl: float = self._ttl_ms / 1000.0
         self.auto_renew = auto_renew
@@ -245,13 +251,19 @@ class Lock:
     def _wait(self, token: str, pttl: int, deadline: Optional[float]) -> bool:
         # Subscribe first and wait for the confirmation, then try again: a
         # release published after that try cannot be missed. Each wake-up
-        # (a release, a reconnect's resubscribe, or the holder's pttl running
-        # out) is followed by exactly one try.
-        pubsub = self.client.pubsub()
+        # (a release, or the holder's pttl running out: a crashed holder
+        # publishes nothing) is followed by exactly one try. If the waiting
+        # connection dies (CLIENT KILL, restart), a release may have been
+        # missed: subscribe on a new connection and try again.
+        pubsub = None
         try:
-            pubsub.subscribe(self.channel)
-            self._await_subscribed(pubsub, deadline)
             while True:
+                if pubsub is None:
+                    pubsub = self.client.pubsub()
+                    pubsub.subscribe(self.channel)  # raises if the server is unreachable
+                    if not self._await_subscribed(pubsub, deadline):
+                        pubsub.close()
+                        pubsub = None
                 ok, fence, pttl = self._try(token)
                 if ok:
                     self._took(token, fence)
@@ -262,18 +274,32 @@ class Lock:
                     if remaining <= 0:
                         return False
                     wait_s = min(wait_s, remaining)
-                pubsub.get_message(timeout=wait_s)
+                if pubsub is None:
+                    time.sleep(min(wait_s, 0.05))  # lost the subscription: back off briefly
+                    continue
+                try:
+                    pubsub.get_message(timeout=wait_s)
+                except redis.exceptions.ConnectionError as exc:
+                    log.debug("waiting connection of %r lost (%r); resubscribing", self.key, exc)
+                    pubsub.close()
+                    pubsub = None
         finally:
-            pubsub.close()
+            if pubsub is not None:
+                pubsub.close()
 
-    def _await_subscribed(self, pubsub: Any, deadline: Optional[float]) -> None:
-        while True:
-            wait_s = self.ttl if deadline is None else max(0.0, deadline - time.monotonic())
-            message = pubsub.get_message(timeout=wait_s)
-            if message is not None and message.get("type") == "subscribe":
-                return
-            if deadline is not None and time.monotonic() >= deadline:
-                return
+    def _await_subscribed(self, pubsub: Any, deadline: Optional[float]) -> bool:
+        """True once the server confirmed the subscription; False when the
+        connection died first (or the deadline passed)."""
+        try:
+            while True:
+                wait_s = self.ttl if deadline is None else max(0.0, deadline - time.monotonic())
+                message = pubsub.get_message(timeout=wait_s)
+                if message is not None and message.get("type") == "subscribe":
+                    return True
+                if deadline is not None and time.monotonic() >= deadline:
+                    return False
+        except redis.exceptions.ConnectionError:
+            return False
 
     def _took(self, token: str, fence: int) -> None:
         self.token = token
@@ -314,7 +340,8 @@ class Lock:
         """
         token = self._held_token("release")
         self._stop_watchdog()
-        keys, args = _release_args(self._keys, token, self.channel)
+        keys, args = _release_args(self.key, self._space.tagged(self.name, "done", token),
+                                   token, self.channel, self._ttl_ms)
         released = _parse_release(_RELEASE(self.client, keys, args))
         self.token = None
         self._lost = False
@@ -645,6 +672,7 @@ class Redlock:
         self.name = name
         self.key: str = space.tagged(name)
         self.state_key: str = space.tagged(name, "state")
+        self._space = space
         self.nodes: List["redis.Redis"] = [_no_retry_clone(c, self.node_timeout) for c in clients]
         self.quorum: int = len(self.nodes) // 2 + 1
         self.drift: float = self.ttl * self.drift_factor + 0.002
@@ -706,7 +734,8 @@ class Redlock:
         return lambda node: _parse_acquire(_ACQUIRE(node, keys, args))[0]
 
     def _release_on(self, token: str) -> Callable[["redis.Redis"], bool]:
-        keys, args = _release_args(self._keys, token, "")
+        keys, args = _release_args(self.key, self._space.tagged(self.name, "done", token),
+                                   token, "", self._ttl_ms)
         return lambda node: _parse_release(_RELEASE(node, keys, args))
 
     def _extend_on(self, token: str) -> Callable[["redis.Redis"], bool]:

@@ -305,3 +305,32 @@ def test_fork_child_neither_renews_nor_releases(redis_url):
 def _watchdogs():
     return [t for t in threading.enumerate() if t.name.startswith("fastredis-lock-watchdog") and t.is_alive()]
 
+
+
+def test_lock_on_redis_cluster(server_factory):
+    from redis.cluster import RedisCluster as ClusterClient
+
+    from fastredis.server import RedisCluster
+
+    with RedisCluster(3) as cluster:
+        rc = ClusterClient(host=cluster.host, port=cluster.ports[0])
+        try:
+            tokens = []
+            for name in ["a", "b", "job:{1}", "zz"]:  # names landing on different nodes
+                with Lock(rc, name, ttl=5) as held:
+                    tokens.append(held.fencing_token)
+                    assert fenced_write(rc, f"data:{name}", "v", held.fencing_token)
+            holder = Lock(rc, "w", ttl=30)
+            holder.acquire()
+            got = {}
+            waiter = Lock(rc, "w")
+            th = threading.Thread(target=lambda: got.update(ok=waiter.acquire(timeout=10), at=time.monotonic()))
+            th.start()
+            time.sleep(0.3)
+            t0 = time.monotonic()
+            holder.release()
+            th.join(15)
+            assert got["ok"] and got["at"] - t0 < 3  # woken by the release, not the 30 s ttl
+            waiter.release()
+        finally:
+            rc.close()

@@ -157,7 +157,8 @@ class Lock:
     succeeds when the key already holds our token, release answers "already
     released by us", extend-by-amount carries a request id.
 
-    A ``Lock`` object holds one lock at a time and is not reentrant. After
+    A ``Lock`` object holds one lock at a time and is not reentrant; threads
+    share the name, not the object (each makes its own ``Lock``). After
     ``os.fork()`` the child does not own its parent's lock: it cannot release
     or renew it, and a ``with`` block exiting in the child leaves it alone.
 
@@ -801,6 +802,19 @@ class Redlock:
 
         At most ``max_extensions`` per hold (LockError after that). On failure
         the lock is released on every node and LockNotOwnedError is raised.
+
+        Example::
+
+            >>> from fastredis.server import RedisServer
+            >>> server = RedisServer()
+            >>> lock = Redlock([server.url], "x", ttl=2, max_extensions=1)
+            >>> lock.acquire() and 1.9 < lock.extend() <= 2
+            True
+            >>> lock.extend()
+            Traceback (most recent call last):
+            ...
+            redis.exceptions.LockError: 'lock:{x}' was extended 1 times, the cap (max_extensions)
+            >>> lock.release(); lock.close(); server.stop()
         """
         token = self._held_token("extend")
         if self.extensions >= self.max_extensions:
@@ -820,6 +834,18 @@ class Redlock:
         """Release on every reachable node (each bounded by ``node_timeout``).
 
         Raises LockNotOwnedError when fewer than a quorum still had our token.
+
+        Example::
+
+            >>> from fastredis.server import RedisServer
+            >>> server = RedisServer()
+            >>> lock = Redlock([server.url], "x")
+            >>> lock.acquire(); lock.locked()
+            True
+            True
+            >>> lock.release(); lock.locked(), lock.owned(), lock.validity
+            (False, False, 0.0)
+            >>> lock.close(); server.stop()
         """
         token = self._held_token("release")
         self.token = None

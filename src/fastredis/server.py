@@ -84,8 +84,8 @@ class RedisServer:
     Example::
 
         >>> with RedisServer("--maxmemory", "10mb") as server:
-        ...     server.client().config_get("maxmemory")["maxmemory"]
-        b'10485760'
+        ...     int(server.client().config_get("maxmemory")["maxmemory"])
+        10485760
     """
 
     def __init__(

@@ -145,7 +145,10 @@ class UniqueCounter:
 class Stats(NamedTuple):
     """Page statistics: total views, all-time unique users, users active in the window.
 
-    Example: ``Stats(total=5, unique=1, active=1).active  # 1``
+    Example::
+
+        >>> Stats(total=5, unique=1, active=1).active
+        1
     """
 
     total: int

@@ -17,6 +17,7 @@ from .patterns.analytics import ActivityBitmap, CounterSeries, PageAnalytics, St
 from .patterns.cache import TieredCache
 from .patterns.geo import GeoIndex
 from .patterns.leaderboard import DecayingLeaderboard, Leaderboard
+from .patterns.lock import Lock, Redlock, fence_key_for, fenced_write
 from .patterns.messaging import Channel, Consumer, Entry, EventStream, Gap, Message, PendingStats, Subscription
 from .patterns.ratelimit import (
     CompositeLimiter,
@@ -41,6 +42,10 @@ __all__ = [
     "LockNotOwnedError",
     "ProtocolError",
     "TieredCache",
+    "Lock",
+    "Redlock",
+    "fenced_write",
+    "fence_key_for",
     "Decision",
     "SlidingWindowLimiter",
     "SlidingWindowCounterLimiter",

@@ -13,39 +13,13 @@ Figures (events/s = 10k / mean):
 from __future__ import annotations
 
 import time
-from typing import Iterator
 
 import pytest
 import redis
-from redis.utils import HIREDIS_AVAILABLE
 
-import fastredis
 from fastredis.patterns.analytics import PageAnalytics, UniqueCounter
-from fastredis.server import RedisServer
 
 EVENTS = [(f"/page/{i % 20}", f"user{i * 7919 % 5000}") for i in range(10_000)]
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[RedisServer]:
-    assert HIREDIS_AVAILABLE, "benchmarks compare against redis-py with hiredis"
-    s = RedisServer()
-    yield s
-    s.stop()
-
-
-@pytest.fixture(scope="module")
-def fast(server: RedisServer) -> Iterator[fastredis.Redis]:
-    c = fastredis.Redis(port=server.port)
-    yield c
-    c.close()
-
-
-@pytest.fixture(scope="module")
-def plain(server: RedisServer) -> Iterator[redis.Redis]:
-    c = redis.Redis(port=server.port)
-    yield c
-    c.close()
 
 
 def _seed_track(c: redis.Redis, page: str, user: str) -> None:

@@ -12,16 +12,11 @@ Figures (events/s = N / mean):
 
 from __future__ import annotations
 
-from typing import Iterator
 
 import numpy as np
 import pytest
-import redis
-from redis.utils import HIREDIS_AVAILABLE
 
-import fastredis
 from fastredis.patterns.leaderboard import DecayingLeaderboard, Leaderboard
-from fastredis.server import RedisServer
 
 N = 100_000
 RNG = np.random.default_rng(7)
@@ -29,28 +24,6 @@ MEMBERS = np.array([f"post:{i}" for i in RNG.integers(0, 1000, N)], dtype=object
 WEIGHTS = RNG.uniform(0.5, 2.0, N)
 TIMES = np.sort(RNG.uniform(1.7e9, 1.7e9 + 86400, N))
 DISTINCT = np.array([f"m{i}" for i in range(N)], dtype=object)
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[RedisServer]:
-    assert HIREDIS_AVAILABLE, "benchmarks compare against redis-py with hiredis"
-    s = RedisServer()
-    yield s
-    s.stop()
-
-
-@pytest.fixture(scope="module")
-def fast(server: RedisServer) -> Iterator[fastredis.Redis]:
-    c = fastredis.Redis(port=server.port)
-    yield c
-    c.close()
-
-
-@pytest.fixture(scope="module")
-def plain(server: RedisServer) -> Iterator[redis.Redis]:
-    c = redis.Redis(port=server.port)
-    yield c
-    c.close()
 
 
 @pytest.mark.benchmark(group="incr_many-100k")

@@ -23,31 +23,10 @@ from typing import Iterator, List
 
 import pytest
 import redis
-from redis.utils import HIREDIS_AVAILABLE
 
 import fastredis
 from fastredis.patterns.lock import Lock, Redlock
 from fastredis.server import RedisServer
-
-
-@pytest.fixture(scope="module")
-def server(bench_server: RedisServer) -> RedisServer:
-    assert HIREDIS_AVAILABLE, "benchmarks compare against redis-py with hiredis"
-    return bench_server
-
-
-@pytest.fixture(scope="module")
-def fast(server: RedisServer) -> Iterator[fastredis.Redis]:
-    c = fastredis.Redis(port=server.port)
-    yield c
-    c.close()
-
-
-@pytest.fixture(scope="module")
-def plain(server: RedisServer) -> Iterator[redis.Redis]:
-    c = redis.Redis(port=server.port)
-    yield c
-    c.close()
 
 
 @pytest.fixture(scope="module")

@@ -15,41 +15,14 @@ Figures (ops/s = 1 / mean):
 from __future__ import annotations
 
 import time
-from typing import Iterator
 
 import orjson
 import pytest
-import redis
-from redis.utils import HIREDIS_AVAILABLE
 
-import fastredis
 from fastredis.patterns.messaging import EventStream
 from fastredis.patterns.session import Presence, SessionStore
-from fastredis.server import RedisServer
 
 DATA = {"user": "alice", "theme": "dark", "cart": [1, 2, 3], "n": 42}
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[RedisServer]:
-    assert HIREDIS_AVAILABLE, "benchmarks compare against redis-py with hiredis"
-    s = RedisServer()
-    yield s
-    s.stop()
-
-
-@pytest.fixture(scope="module")
-def fast(server: RedisServer) -> Iterator[fastredis.Redis]:
-    c = fastredis.Redis(port=server.port)
-    yield c
-    c.close()
-
-
-@pytest.fixture(scope="module")
-def plain(server: RedisServer) -> Iterator[redis.Redis]:
-    c = redis.Redis(port=server.port)
-    yield c
-    c.close()
 
 
 @pytest.mark.benchmark(group="session-get")

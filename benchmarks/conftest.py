@@ -15,3 +15,27 @@ def bench_server() -> Iterator[RedisServer]:
     assert redis.utils.HIREDIS_AVAILABLE, "redis-py must run with hiredis for a fair comparison"
     with RedisServer() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def server(bench_server: RedisServer) -> RedisServer:
+    """The session's benchmark server (alias used by the pattern suites)."""
+    return bench_server
+
+
+@pytest.fixture(scope="session")
+def fast(bench_server: RedisServer) -> Iterator["redis.Redis"]:
+    """A fastredis client on the benchmark server."""
+    import fastredis
+
+    c = fastredis.Redis(port=bench_server.port)
+    yield c
+    c.close()
+
+
+@pytest.fixture(scope="session")
+def plain(bench_server: RedisServer) -> Iterator["redis.Redis"]:
+    """A redis-py (+hiredis) client on the benchmark server."""
+    c = redis.Redis(port=bench_server.port)
+    yield c
+    c.close()

@@ -1,4 +1,3 @@
-import redis
 
 from fastredis.keys import KeySpace, escape_part
 from fastredis.scripts import LuaScript, run_pipeline

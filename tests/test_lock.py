@@ -206,7 +206,6 @@ def test_waiter_woken_by_release_not_by_polling(client_cls, redis_url):
     result = {}
 
     def wait():
-        t = time.monotonic()
         result["ok"] = waiter.acquire(timeout=20)
         result["at"] = time.monotonic()
 

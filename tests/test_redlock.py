@@ -124,13 +124,13 @@ def test_quorum_with_two_nodes_down(five, how):
         t0 = time.monotonic()
         assert lock.acquire()
         took = time.monotonic() - t0
-        assert took < nt + 1.0  # a stopped node costs at most about node_timeout
+        assert took < nt + 2.0  # a stopped node costs about node_timeout (wide margin: shared machine)
         assert lock.validity > 0
         assert _wait_holders(five, lock.token, [2, 3, 4]) == [2, 3, 4]
         token = lock.token
         t0 = time.monotonic()
         lock.release()  # reaches the three reachable nodes
-        assert time.monotonic() - t0 < 3 * nt + 1.0
+        assert time.monotonic() - t0 < 3 * nt + 2.0
         assert _holders(five, token) == []
     finally:
         lock.close()
@@ -166,7 +166,7 @@ def test_single_attempt_when_not_blocking(five):
             s.pause()
         t0 = time.monotonic()
         assert lock.acquire(blocking=False) is False
-        assert time.monotonic() - t0 < 3 * nt + 1.0  # no retry delays
+        assert time.monotonic() - t0 < 3 * nt + 2.0  # no retry delays
     finally:
         lock.close()
 

@@ -32,7 +32,7 @@ import inspect
 import socket
 from itertools import repeat
 import time
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import redis
 import redis.client

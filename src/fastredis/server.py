@@ -20,7 +20,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from typing import Any, Iterable, List, Optional, Sequence
+from typing import Any, List, Optional
 
 import redis
 

@@ -30,7 +30,7 @@ from ..keys import KeySpace
 from ..scripts import LuaScript, run_pipeline
 from ._common import ONCE_TTL, check_member, once_token
 from ._time import (DayLike, bucket_index, bucket_width, candidate_indexes, check_at,
-                    day_label, day_start)
+                    day_label)
 
 __all__ = ["UniqueCounter", "PageAnalytics", "Stats", "ActivityBitmap", "CounterSeries"]
 

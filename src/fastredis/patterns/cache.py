@@ -46,7 +46,6 @@ from typing import (
     Any,
     Callable,
     Dict,
-    Hashable,
     Iterable,
     List,
     Mapping,

@@ -33,7 +33,7 @@ from .._text import check_finite, to_str
 from ..keys import KeySpace
 from ..scripts import LuaScript, run_pipeline
 from .. import _decay
-from ._common import ONCE_TTL, check_member, chunks, eval_raw, once_token
+from ._common import ONCE_TTL, check_member, eval_raw, once_token
 from ._time import check_at
 
 __all__ = ["Leaderboard", "DecayingLeaderboard"]

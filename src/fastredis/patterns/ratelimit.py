@@ -36,7 +36,6 @@ from __future__ import annotations
 import itertools
 import math
 import os
-import threading
 import time
 from typing import Any, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 

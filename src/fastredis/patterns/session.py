@@ -25,7 +25,7 @@ import secrets
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Set, Tuple, Union
 
 from .._text import check_finite, to_bytes, to_str
-from ..keys import KeySpace, escape_part
+from ..keys import KeySpace
 from ..scripts import LuaScript
 from ..serializers import Serializer, get_serializer
 

@@ -35,7 +35,7 @@ line = st.binary(max_size=12).map(lambda b: b.replace(b"\r", b"").replace(b"\n",
 key_scalar = st.one_of(
     line.map(lambda b: b"+" + b + b"\r\n"),
     st.integers(-(2**63), 2**63 - 1).map(lambda i: b":%d\r\n" % i),
-    st.binary(max_size=12).map(lambda b: b"$%d\r\n%s\r\n" % (len(b), b)),
+    line.map(lambda b: b"$%d\r\n%s\r\n" % (len(b), b)),
 )
 scalar = st.one_of(
     key_scalar,
@@ -45,7 +45,12 @@ scalar = st.one_of(
     st.booleans().map(lambda v: b"#t\r\n" if v else b"#f\r\n"),
     st.binary(max_size=10).map(lambda b: b"=%d\r\ntxt:%s\r\n" % (len(b) + 4, b)),
     st.integers(-(10**30), 10**30).map(lambda i: b"(%d\r\n" % i),
+    st.binary(max_size=12).map(lambda b: b"$%d\r\n%s\r\n" % (len(b), b)),
 )
+
+
+def _key_text(kv):
+    return kv[0].split(b"\r\n")[-2].lstrip(b"+:").decode("utf-8", "replace")
 
 
 def aggregates(children):
@@ -53,7 +58,8 @@ def aggregates(children):
         return st.lists(children, max_size=4).map(lambda xs: b"%s%d\r\n" % (tag, len(xs)) + b"".join(xs))
 
     def mapping(tag):
-        return st.lists(st.tuples(key_scalar, children), max_size=3).map(
+        # Distinct keys even after lossy decoding: hiredis mangles duplicate map keys.
+        return st.lists(st.tuples(key_scalar, children), max_size=3, unique_by=_key_text).map(
             lambda kv: b"%s%d\r\n" % (tag, len(kv)) + b"".join(k + v for k, v in kv)
         )
 

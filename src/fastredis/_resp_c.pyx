@@ -21,7 +21,7 @@ from cpython.mem cimport PyMem_Malloc, PyMem_Realloc, PyMem_Free
 from cpython.object cimport PyObject
 from cpython.conversion cimport PyOS_double_to_string, PyOS_string_to_double
 from libc.string cimport memcpy, memchr, memmove
-from libc.math cimport isinf
+from libc.math cimport isinf, signbit
 
 import codecs
 from collections.abc import Sequence
@@ -202,6 +202,7 @@ cdef class CommandBuffer:
         cdef int overflow = 0
         cdef char num[32]
         cdef char* s
+        cdef double d
         if PyBytes_CheckExact(v):
             return self._write_bulk(PyBytes_AS_STRING(v), PyBytes_GET_SIZE(v))
         if PyUnicode_CheckExact(v):
@@ -218,7 +219,16 @@ cdef class CommandBuffer:
             b = repr(v).encode()
             return self._write_bulk(PyBytes_AS_STRING(b), PyBytes_GET_SIZE(b))
         if PyFloat_CheckExact(v):
-            s = PyOS_double_to_string(PyFloat_AS_DOUBLE(v), b'r', 0, Py_DTSF_ADD_DOT_0, NULL)
+            d = PyFloat_AS_DOUBLE(v)
+            # Integral scores are common and repr() of them is "<int>.0":
+            # skip the shortest-digits search (dtoa) for them. Below 1e15
+            # repr uses fixed notation; -0.0 must keep its sign.
+            if -1e15 < d < 1e15 and d == <double>(<long long>d) and not (d == 0.0 and signbit(d)):
+                n = _fmt_ll(num, <long long>d)
+                num[n] = 46   # '.'
+                num[n + 1] = 48   # '0'
+                return self._write_bulk(num, n + 2)
+            s = PyOS_double_to_string(d, b'r', 0, Py_DTSF_ADD_DOT_0, NULL)
             try:
                 n = 0
                 while s[n]:

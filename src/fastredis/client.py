@@ -55,9 +55,13 @@ __all__ = ["Redis", "Pipeline", "FastParser"]
 
 _EMPTY_RESPONSE = redis.client.EMPTY_RESPONSE
 _NEVER_DECODE = redis.client.NEVER_DECODE
-# Options of lean-staged commands. Shared and never mutated: redis-py only
-# pops keys that are absent from it.
-_NO_OPTIONS: Dict[str, Any] = {}
+# The options of a command staged without any. An empty tuple, not a dict: a
+# stack entry holding only strings and tuples is untracked by the garbage
+# collector after its first pass, while a dict would keep all 100k entries of
+# a big pipeline tracked and make staging spend half its time in GC. Our
+# execute paths only test it for truth; redis-py's own paths get a real dict
+# from _materialise().
+_NO_OPTIONS: Any = ()
 _OK_CALLBACKS = (parse_set_result, bool_ok)
 _FAST_CONNECTIONS = (Connection, SSLConnection, UnixDomainSocketConnection)
 _MULTI = _resp.pack_command(("MULTI",))
@@ -202,7 +206,7 @@ class Pipeline(redis.client.Pipeline):
             self._redis_path = not _fast_pool(self.connection_pool)
 
     def pipeline_execute_command(self, *args: Any, **options: Any) -> "Pipeline":
-        self.command_stack.append((args, options))
+        self.command_stack.append((args, options or _NO_OPTIONS))
         if options and (_EMPTY_RESPONSE in options or (_NEVER_DECODE in options and self._decoding)):
             self._redis_path = True
         if args[0] in _SPECIAL_COMMANDS:
@@ -341,15 +345,15 @@ class Pipeline(redis.client.Pipeline):
         return self
 
     def zadd(self, name: Any, mapping: Any, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
-        if args or kwargs or (self.watching and not self.explicit_transaction) or not isinstance(mapping, dict) or not mapping:
+        if args or kwargs or (self.watching and not self.explicit_transaction) or type(mapping) is not dict or not mapping:
             return super().zadd(name, mapping, *args, **kwargs)
         if len(mapping) == 1:
-            for member, score in mapping.items():
-                self.command_stack.append((("ZADD", name, score, member), _NO_OPTIONS))
-                try:
-                    self._buf.add3(_H_ZADD, name, score, member)
-                except Exception as e:
-                    self._defer(e)
+            ((member, score),) = mapping.items()
+            self.command_stack.append((("ZADD", name, score, member), _NO_OPTIONS))
+            try:
+                self._buf.add3(_H_ZADD, name, score, member)
+            except Exception as e:
+                self._defer(e)
             return self
         pieces: List[Any] = [name]
         for member, score in mapping.items():
@@ -574,7 +578,7 @@ def _materialise(commands: Any) -> List[Tuple[Tuple[Any, ...], Dict[str, Any]]]:
     for i, (args, options) in enumerate(commands):
         if isinstance(args, _BatchArgs):
             args = args.row(i - args.start)
-        out.append((args, options))
+        out.append((args, options if options else {}))
     return out
 
 

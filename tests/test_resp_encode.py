@@ -277,3 +277,12 @@ def test_batch_large(resp_impl):
     buf = resp_impl.CommandBuffer()
     assert buf.batch(("SET", keys, vals)) == n
     assert buf.getvalue() == b"".join(cmd(b"SET", k.encode(), str(i).encode()) for i, k in enumerate(keys))
+
+
+@pytest.mark.parametrize(
+    "value",
+    [0.0, -0.0, 1.0, -1.0, 3.0, 0.5, 1e14, -1e14, 999999999999999.0, 1e15, -1e15, 1e16, 2.0**52, 2.0**63,
+     123456.0, 1e300, 5e-324, float("inf"), float("-inf"), float("nan")],
+)
+def test_float_encoding_is_repr_including_integral_fast_path(resp_impl, value: float) -> None:
+    assert resp_impl.pack_command(("SET", "k", value)).endswith(b"$%d\r\n%s\r\n" % (len(repr(value)), repr(value).encode()))

@@ -432,3 +432,29 @@ def test_batch_in_transaction_and_fallback(r: fastredis.Redis) -> None:
     res = p.execute()
     assert res[:2] == [True, True] and isinstance(res[2], bytes)
     assert c.get("b") == "4"
+
+
+def test_slow_reply_after_spin_budget_and_socket_timeout(redis_url: str) -> None:
+    # FastParser polls ~50 µs for a reply, then blocks like redis-py: a reply
+    # that takes longer still arrives, and socket_timeout still fires.
+    c = fastredis.Redis.from_url(redis_url)
+    assert c.blpop(["empty-list"], timeout=0.2) is None
+    assert fclient.SPIN_SECONDS > 0
+    slow = fastredis.Redis.from_url(redis_url, socket_timeout=0.1, retry=redis.retry.Retry(redis.backoff.NoBackoff(), 0))
+    with pytest.raises(redis.exceptions.TimeoutError):
+        slow.blpop(["empty-list"], timeout=1)
+    slow.close()
+    assert c.ping() is True
+
+
+def test_spin_can_be_turned_off(redis_url: str) -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import fastredis, fastredis.client as c, sys; "
+        "assert c.SPIN_SECONDS == 0; r = fastredis.Redis.from_url(sys.argv[1]); "
+        "r.set('spin-off', 1); assert r.get('spin-off') == b'1'"
+    )
+    env = {**__import__("os").environ, "FASTREDIS_SPIN_US": "0"}
+    subprocess.run([sys.executable, "-c", code, redis_url], check=True, env=env)

@@ -232,6 +232,11 @@ class Pipeline(redis.client.Pipeline):
             self._redis_path = not _fast_pool(self.connection_pool)
 
     def pipeline_execute_command(self, *args: Any, **options: Any) -> "Pipeline":
+        if options:
+            # "keys" only serves redis-py's client-side cache (never on this
+            # path) and is popped before callbacks; keeping it would leave one
+            # GC-tracked dict and list per staged command.
+            options.pop("keys", None)
         self.command_stack.append((args, options or _NO_OPTIONS))
         if options and (_EMPTY_RESPONSE in options or (_NEVER_DECODE in options and self._decoding)):
             self._redis_path = True
@@ -570,13 +575,14 @@ class Pipeline(redis.client.Pipeline):
         connection.send_packed_command([_MULTI, self._buf.getvalue(), _EXEC])
         replies, has_errors = read_replies(connection, len(commands) + 2)
         errors: List[Tuple[int, Any]] = []
-        if isinstance(replies[0], ResponseError):
-            errors.append((0, replies[0]))
-        for i in range(len(commands)):
-            r = replies[i + 1]
-            if isinstance(r, ResponseError):
-                self.annotate_exception(r, i + 1, commands[i][0])
-                errors.append((i, r))
+        if has_errors:  # MULTI or a queued command refused: redis-py's bookkeeping
+            if isinstance(replies[0], ResponseError):
+                errors.append((0, replies[0]))
+            for i in range(len(commands)):
+                r = replies[i + 1]
+                if isinstance(r, ResponseError):
+                    self.annotate_exception(r, i + 1, commands[i][0])
+                    errors.append((i, r))
         response = replies[-1]
         if isinstance(response, ExecAbortError):
             if errors:

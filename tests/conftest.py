@@ -52,26 +52,25 @@ def redis_url() -> Iterator[str]:
         server.stop()
 
 
+def _flushed_client(cls: type, redis_url: str) -> Iterator["redis.Redis"]:
+    client = cls.from_url(redis_url)
+    client.flushdb()
+    try:
+        yield client
+    finally:
+        client.close()
+
+
 @pytest.fixture
 def r(redis_url: str) -> Iterator["redis.Redis"]:
     import fastredis
 
-    client = fastredis.Redis.from_url(redis_url)
-    client.flushdb()
-    try:
-        yield client
-    finally:
-        client.close()
+    yield from _flushed_client(fastredis.Redis, redis_url)
 
 
 @pytest.fixture
 def raw(redis_url: str) -> Iterator["redis.Redis"]:
-    client = redis.Redis.from_url(redis_url)
-    client.flushdb()
-    try:
-        yield client
-    finally:
-        client.close()
+    yield from _flushed_client(redis.Redis, redis_url)
 
 
 @pytest.fixture(params=["fastredis", "redis-py"])
@@ -79,13 +78,7 @@ def any_client(request: pytest.FixtureRequest, redis_url: str) -> Iterator["redi
     """A fastredis.Redis and a plain redis.Redis: patterns must work with both."""
     import fastredis
 
-    cls = fastredis.Redis if request.param == "fastredis" else redis.Redis
-    client = cls.from_url(redis_url)
-    client.flushdb()
-    try:
-        yield client
-    finally:
-        client.close()
+    yield from _flushed_client(fastredis.Redis if request.param == "fastredis" else redis.Redis, redis_url)
 
 
 @pytest.fixture

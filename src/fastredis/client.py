@@ -768,7 +768,7 @@ def client_class_for(core: Any) -> type:
         >>> client_class_for(_resp_py).parser_class.core is _resp_py
         True
     """
-    if core is _resp or getattr(core, "__name__", "") == getattr(_resp, "CommandBuffer").__module__:
+    if core is _resp:
         return Redis
     parser = type(f"FastParser_{core.__name__.rsplit('.', 1)[-1]}", (FastParser,), {"core": core})
     pipe = type(f"Pipeline_{core.__name__.rsplit('.', 1)[-1]}", (Pipeline,), {"core": core})

@@ -13,11 +13,13 @@ import uuid
 from typing import Any, List, Sequence
 
 from redis.client import NEVER_DECODE
-from redis.exceptions import NoScriptError
 
-from ..scripts import LuaScript
 
-__all__ = ["ONCE_TTL", "once_token", "eval_raw", "chunks", "check_member"]
+# execute_command options for undecoded replies: members may be any bytes,
+# also on a decode_responses=True client.
+RAW = {NEVER_DECODE: True}
+
+__all__ = ["ONCE_TTL", "RAW", "once_token", "chunks", "check_member"]
 
 #: Lifetime (s) of the once-key that makes a non-idempotent script safe to
 #: replay under the client's retry policy: a retry within this time is a no-op.
@@ -33,28 +35,6 @@ def once_token() -> str:
         32
     """
     return uuid.uuid4().hex
-
-
-def eval_raw(client: Any, script: LuaScript, keys: Sequence[Any], args: Sequence[Any]) -> Any:
-    """Run ``script`` with undecoded replies (members may be any bytes), NOSCRIPT-safe.
-
-    Like :class:`LuaScript` ``__call__``, but the reply is never decoded, so
-    non-UTF-8 members survive a ``decode_responses=True`` client.
-
-    Example::
-
-        >>> from fastredis.server import RedisServer
-        >>> server = RedisServer(); r = server.client()
-        >>> eval_raw(r, LuaScript("return ARGV[1]"), [], ["\\xff"])
-        b'\\xc3\\xbf'
-        >>> server.stop()
-    """
-    cmd = script.command(keys, args)
-    try:
-        return client.execute_command(*cmd, **{NEVER_DECODE: True})
-    except NoScriptError:
-        client.execute_command("SCRIPT LOAD", script.script)
-        return client.execute_command(*cmd, **{NEVER_DECODE: True})
 
 
 def chunks(seq: Sequence[Any], size: int) -> List[Sequence[Any]]:

@@ -33,7 +33,7 @@ from .._text import check_finite, to_str
 from ..keys import KeySpace
 from ..scripts import LuaScript, run_pipeline
 from .. import _decay
-from ._common import ONCE_TTL, check_member, eval_raw, once_token
+from ._common import ONCE_TTL, RAW, check_member, once_token
 from ._time import check_at
 
 __all__ = ["Leaderboard", "DecayingLeaderboard"]
@@ -207,7 +207,7 @@ class Leaderboard:
         return int(self.client.execute_command("ZCARD", self.key))
 
     def _slice(self, kind: str, a: Any, b: Any) -> List[Entry]:
-        reply = eval_raw(self.client, self._range_script, [self.key], _range_args(self.reverse, kind, a, b))
+        reply = self._range_script(self.client, [self.key], _range_args(self.reverse, kind, a, b), **RAW)
         return _parse_range(reply)[3]
 
     def __repr__(self) -> str:
@@ -413,8 +413,7 @@ class DecayingLeaderboard:
 
     def _read(self, kind: str, a: Any, b: Any, at: Optional[float]) -> Tuple[int, List[Entry]]:
         t = check_at(at)
-        reply = eval_raw(self.client, self._range_script, [self.key, self.landmark_key],
-                         _range_args(True, kind, a, b))
+        reply = self._range_script(self.client, [self.key, self.landmark_key], _range_args(True, kind, a, b), **RAW)
         now, landmark, first, pairs = _parse_range(reply)
         if landmark is None:
             return first, pairs

@@ -458,3 +458,28 @@ def test_spin_can_be_turned_off(redis_url: str) -> None:
     )
     env = {**__import__("os").environ, "FASTREDIS_SPIN_US": "0"}
     subprocess.run([sys.executable, "-c", code, redis_url], check=True, env=env)
+
+
+def test_health_check_interval_pings_like_redis_py(redis_url: str, raw: redis.Redis) -> None:
+    def pings() -> int:
+        return int(raw.info("commandstats").get("cmdstat_ping", {}).get("calls", 0))
+
+    counts = []
+    for cls in (redis.Redis, fastredis.Redis):
+        c = cls.from_url(redis_url, health_check_interval=1)
+        c.get("x")
+        before = pings()
+        c.get("x")  # within the interval: no PING
+        assert pings() == before
+        import time
+
+        time.sleep(1.2)
+        c.get("x")  # idle past the interval: one PING first
+        counts.append(pings() - before)
+        p = c.pipeline(transaction=False)
+        time.sleep(1.2)
+        p.get("x")
+        p.execute()
+        counts.append(pings() - before)
+        c.close()
+    assert counts[:2] == counts[2:] == [1, 2]

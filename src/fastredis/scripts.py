@@ -68,6 +68,24 @@ class LuaScript:
         """The script in ``fastredis/lua/<name>.lua`` (cached per name)."""
         return _load_packaged(name)
 
+    @classmethod
+    def compose(cls, *names: str, name: Optional[str] = None) -> "LuaScript":
+        """One script made of the packaged files ``names``, concatenated in order
+        into one chunk (cached per names), e.g. shared helpers, the parts a
+        caller needs, then a driver: locals of one file are in scope in the next.
+
+        Example::
+
+            >>> s = LuaScript.compose("ratelimit_prelude", "ratelimit_fixed_window", "ratelimit_driver")
+            >>> s.name
+            'ratelimit_prelude+ratelimit_fixed_window+ratelimit_driver'
+            >>> s is LuaScript.compose("ratelimit_prelude", "ratelimit_fixed_window", "ratelimit_driver")
+            True
+        """
+        if not names:
+            raise ValueError("LuaScript.compose needs at least one script name")
+        return _compose(tuple(names), name)
+
     def command(self, keys: Sequence[Any] = (), args: Iterable[Any] = ()) -> Tuple[Any, ...]:
         """The EVALSHA command tuple, for callers that build commands first."""
         keys = tuple(keys)
@@ -108,13 +126,24 @@ class LuaScript:
 
 @lru_cache(maxsize=None)
 def _load_packaged(name: str) -> LuaScript:
-    if not name or "/" in name or "\\" in name or name.startswith("."):
+    return LuaScript(_packaged_source(name), name=name)
+
+
+@lru_cache(maxsize=None)
+def _compose(names: Tuple[str, ...], name: Optional[str]) -> LuaScript:
+    # A newline between files: a file ending in a comment must not swallow
+    # the next file's first line.
+    source = "\n".join(_packaged_source(n) for n in names)
+    return LuaScript(source, name=name or "+".join(names))
+
+
+def _packaged_source(name: str) -> str:
+    if not isinstance(name, str) or not name or "/" in name or "\\" in name or name.startswith("."):
         raise ValueError(f"bad script name {name!r}")
     try:
-        source = resources.files("fastredis").joinpath("lua", f"{name}.lua").read_text("utf-8")
+        return resources.files("fastredis").joinpath("lua", f"{name}.lua").read_text("utf-8")
     except FileNotFoundError:
         raise ValueError(f"no Lua script named {name!r} in fastredis/lua/") from None
-    return LuaScript(source, name=name)
 
 
 def run_pipeline(pipe: Any, raise_on_error: bool = True) -> List[Any]:

@@ -1,9 +1,11 @@
 """Rate limiting: sliding log, sliding-window counter, fixed window, token
 bucket (GCRA), and a composite of any of them.
 
-Every decision is one atomic Lua script (``lua/hit_rate_limits.lua``) with time
-from ``redis.call('TIME')``: trim, count, check, and only if every limit admits
-the request, consume. A rejected request consumes nothing; log members are
+Every decision is one atomic Lua script with time from ``redis.call('TIME')``:
+trim, count, check, and only if every limit admits the request, consume. Each
+algorithm is one file, ``lua/ratelimit_<algorithm>.lua``; a limiter runs the
+script composed of ``ratelimit_prelude``, its algorithm (a
+:class:`CompositeLimiter`: each algorithm it uses) and ``ratelimit_driver``. A rejected request consumes nothing; log members are
 unique per request (time, a per-call request id, position), so requests in
 the same microsecond never collapse. State keys expire when idle. Each user
 key is escaped and used as the hash tag, so all limits of one key (also
@@ -54,7 +56,14 @@ __all__ = [
     "CompositeLimiter",
 ]
 
-_ENGINE = LuaScript.load("hit_rate_limits")
+# Lua file per algorithm code, in the order a composed script lists them (a
+# fixed order, so composites using the same algorithms share one script).
+_ALGORITHM_FILES = {
+    "log": "ratelimit_sliding_log",
+    "fix": "ratelimit_fixed_window",
+    "ctr": "ratelimit_sliding_counter",
+    "gcra": "ratelimit_token_bucket",
+}
 # Requests per EVALSHA in hit_many: bounds how long one script blocks the
 # server; all chunks still go out in one round trip.
 _CHUNK = 2000
@@ -121,8 +130,16 @@ def _window_us(window: float) -> int:
 
 
 # -- I/O: send once, no automatic retry -------------------------------------
-def _execute_once(client: Any, commands: Sequence[Tuple[Any, ...]]) -> List[Any]:
-    """Send ``commands`` in one round trip on one connection, never replayed.
+def _script_for(algorithms: Iterable[str]) -> LuaScript:
+    """The composed script that runs limits of these algorithm codes (cached)."""
+    used = set(algorithms)
+    parts = [f for code, f in _ALGORITHM_FILES.items() if code in used]
+    return LuaScript.compose("ratelimit_prelude", *parts, "ratelimit_driver")
+
+
+def _execute_once(client: Any, script: LuaScript, commands: Sequence[Tuple[Any, ...]]) -> List[Any]:
+    """Send ``commands`` (EVALSHAs of ``script``) in one round trip on one
+    connection, never replayed.
 
     NOSCRIPT replies (the script did not run) are repaired by SCRIPT LOAD and
     re-sent; any other ResponseError is raised; connection errors propagate.
@@ -141,7 +158,7 @@ def _execute_once(client: Any, commands: Sequence[Tuple[Any, ...]]) -> List[Any]
         replies = _round_trip(conn, commands)
         missing = [i for i, r in enumerate(replies) if isinstance(r, NoScriptError)]
         if missing:
-            again = _round_trip(conn, [("SCRIPT", "LOAD", _ENGINE.script)] + [commands[i] for i in missing])
+            again = _round_trip(conn, [("SCRIPT", "LOAD", script.script)] + [commands[i] for i in missing])
             for i, r in zip(missing, again[1:]):
                 replies[i] = r
         for r in replies:
@@ -172,9 +189,10 @@ def _round_trip(conn: Any, commands: Sequence[Tuple[Any, ...]]) -> List[Any]:
 
 # -- the shared engine -------------------------------------------------------
 class _RateLimit:
-    """Build, execute and interpret ``hit_rate_limits.lua`` for some limits."""
+    """Build, execute and interpret the composed rate-limit script for some limits."""
 
     _parts: Tuple["_Limiter", ...]
+    _script: LuaScript  # set by _freeze, with _parts
 
     def __init__(self, client: Any, local: bool) -> None:
         if not hasattr(client, "execute_command"):
@@ -190,6 +208,7 @@ class _RateLimit:
             args.extend(p._spec)
         self._spec_args = tuple(args)
         self._limits = tuple(p.limit for p in self._parts)
+        self._script = _script_for(p._alg for p in self._parts)
 
     # build
     def _keys_of(self, key: KeyPart) -> List[str]:
@@ -197,6 +216,7 @@ class _RateLimit:
 
     def _build(self, keys: Sequence[KeyPart], cost: int, mode: str) -> List[Tuple[Any, ...]]:
         head = (mode, len(self._parts), cost, _rid()) + self._spec_args
+        script = self._script
         commands = []
         for start in range(0, len(keys), _CHUNK):
             chunk = keys[start:start + _CHUNK]
@@ -206,7 +226,7 @@ class _RateLimit:
                 redis_keys = []
                 for k in chunk:
                     redis_keys.extend(self._keys_of(k))
-            commands.append(_ENGINE.command(redis_keys, head))
+            commands.append(script.command(redis_keys, head))
         return commands
 
     # interpret
@@ -219,7 +239,7 @@ class _RateLimit:
     def _run(self, keys: Sequence[KeyPart], cost: int, mode: str) -> List[Decision]:
         if not keys:
             return []
-        return self._interpret(_execute_once(self.client, self._build(keys, cost, mode)))
+        return self._interpret(_execute_once(self.client, self._script, self._build(keys, cost, mode)))
 
     # public operations
     def hit(self, key: KeyPart, cost: int = 1) -> Decision:

@@ -28,15 +28,25 @@ local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 -- microsecond timestamps need 16 digits.
 local function num(x) return string.format('%.17g', x) end
 
+-- A batch mostly repeats the same few values (now is fixed for the whole
+-- call): each string is formatted once per call.
+local fmt_memo, expiry_memo = {}, {}
+
 local function fmt(us)
-  if us == math.huge then return 'inf' end
-  if us < 0 then us = 0 end
-  return string.format('%.17g', us / 1000000)
+  local s = fmt_memo[us]
+  if s then return s end
+  if us == math.huge then s = 'inf'
+  elseif us <= 0 then s = '0'
+  else s = string.format('%.17g', us / 1000000) end
+  fmt_memo[us] = s
+  return s
 end
 
 -- Expiry in whole milliseconds, rounded up so a key never dies early.
 local function pexpireat(key, at_us)
-  redis.call('PEXPIREAT', key, num(math.ceil(at_us / 1000)))
+  local ms = expiry_memo[at_us]
+  if not ms then ms = num(math.ceil(at_us / 1000)); expiry_memo[at_us] = ms end
+  redis.call('PEXPIREAT', key, ms)
 end
 
 local ALGOS = {}

@@ -10,15 +10,20 @@
 
 local sliding_log = {}
 
--- Per script call, now is fixed: each window's strings are built once.
+-- Per script call, now is fixed: each window's strings are built once, and
+-- a key repeated in the batch is trimmed once and given its expiry once
+-- (touched[key]: 1 = trimmed at now, 2 = also expires at now + window).
 local now_s = num(now)
 local member_head = now_s .. ':' .. rid .. ':'
-local cutoffs = {}
+local cutoffs, touched = {}, {}
 
 function sliding_log.check(key, limit, window)
-  local cutoff = cutoffs[window]
-  if not cutoff then cutoff = num(now - window); cutoffs[window] = cutoff end
-  redis.call('ZREMRANGEBYSCORE', key, '-inf', cutoff)
+  if not touched[key] then
+    local cutoff = cutoffs[window]
+    if not cutoff then cutoff = num(now - window); cutoffs[window] = cutoff end
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', cutoff)
+    touched[key] = 1
+  end
   local n = redis.call('ZCARD', key)
   local ok = n + cost <= limit
   local reset, retry = 0, 0
@@ -38,14 +43,21 @@ function sliding_log.check(key, limit, window)
 end
 
 function sliding_log.commit(key, limit, window, r)
-  local args = {}
   local head = member_head .. r .. ':'
-  for j = 1, cost do
-    args[2 * j - 1] = now_s
-    args[2 * j] = head .. j
+  if cost == 1 then
+    redis.call('ZADD', key, now_s, head .. 1)
+  else
+    local args = {}
+    for j = 1, cost do
+      args[2 * j - 1] = now_s
+      args[2 * j] = head .. j
+    end
+    redis.call('ZADD', key, unpack(args))
   end
-  redis.call('ZADD', key, unpack(args))
-  pexpireat(key, now + window)
+  if touched[key] ~= 2 then
+    pexpireat(key, now + window)
+    touched[key] = 2
+  end
   return window
 end
 

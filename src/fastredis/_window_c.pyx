@@ -62,7 +62,7 @@ cdef inline double _num(object value) except? -1.0:
 
 
 def decode_decisions(reply, limits, factory):
-    """Decode the flat 5-per-request reply of ``hit_rate_limits.lua``."""
+    """Decode the flat 5-per-request reply of ``ratelimit_driver.lua``."""
     cdef Py_ssize_t n = len(reply), i
     if n % 5:
         raise ValueError(f"a rate-limit reply has 5 entries per request, got {n}")

@@ -8,7 +8,7 @@ The in-process memory layer of rate limiting:
   fixed windows, the same arithmetic as the Redis script);
 - window arithmetic for batches: :func:`window_index`, :func:`counter_weight`,
   :func:`buckets_covering`, and :func:`decode_decisions`, which turns the flat
-  reply of ``hit_rate_limits.lua`` into result objects.
+  reply of ``ratelimit_driver.lua`` into result objects.
 
 Example::
 
@@ -93,7 +93,7 @@ def _num(value: Any) -> float:
 
 
 def decode_decisions(reply: Sequence[Any], limits: Sequence[int], factory: Callable[..., Any]) -> List[Any]:
-    """Decode the flat 5-per-request reply of ``hit_rate_limits.lua``.
+    """Decode the flat 5-per-request reply of ``ratelimit_driver.lua``.
 
     ``limits[s - 1]`` is the limit reported when limit ``s`` binds; each
     request becomes ``factory(allowed, limit, remaining, retry_after, reset_after)``.

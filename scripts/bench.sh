@@ -1,11 +1,8 @@
 #!/usr/bin/env bash
 # Build and install fastredis into .venv, start a throwaway redis-server, and run
-# the comparison against redis-py + hiredis. Extra args go to `python -m fastredis bench`.
+# the comparison against redis-py + hiredis. Extra args go to `python -m fastredis bench`
+# (--json FILE, --plot FILE.png, --case NAME, --quick).
 set -euo pipefail
-cd "$(dirname "$0")/.."
-PY="${PYTHON:-python3}"
-[ -x .venv/bin/python ] || "$PY" -m venv .venv
-.venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q --force-reinstall --no-deps .
-.venv/bin/python -m pip install -q '.[bench,server]'
+source "$(dirname "$0")/_venv.sh"
+install_into_venv bench,server
 exec .venv/bin/python -m fastredis bench "$@"

@@ -286,3 +286,25 @@ def test_batch_large(resp_impl):
 )
 def test_float_encoding_is_repr_including_integral_fast_path(resp_impl, value: float) -> None:
     assert resp_impl.pack_command(("SET", "k", value)).endswith(b"$%d\r\n%s\r\n" % (len(repr(value)), repr(value).encode()))
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@pytest.mark.skipif(bool(__import__("os").environ.get("FASTREDIS_NO_EXTENSIONS")), reason="compiled twin not requested")
+@settings(max_examples=3000, deadline=None)
+@given(
+    st.one_of(
+        st.floats(min_value=1e-4, max_value=1e15, allow_nan=False),
+        st.floats(min_value=-1e15, max_value=-1e-4, allow_nan=False),
+        st.floats(allow_nan=False),
+        st.builds(round, st.floats(min_value=-1e9, max_value=1e9), st.integers(0, 12)),
+    )
+)
+def test_float_fast_path_equals_repr(value: float) -> None:
+    # The compiled encoder prints fixed-notation floats without dtoa (exact
+    # 128-bit search for the shortest round-trip digits); it must equal repr().
+    from fastredis import _resp_c
+
+    assert _resp_c.pack_command(("SET", "k", value)).rsplit(b"\r\n", 2)[-2] == repr(value).encode()

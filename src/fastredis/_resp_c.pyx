@@ -58,6 +58,74 @@ cdef object _invalid(object value):
     )
 
 
+cdef extern from *:
+    """
+    #include <math.h>
+    /* repr() of a double in fixed notation, without dtoa's digit search.
+
+       The shortest decimal that reads back as d is the nearest k-decimal for
+       the smallest k at which that nearest one reads back; repr() prints it
+       (ties between shortest candidates are left to dtoa). With d = m * 2^e,
+       d * 10^k = m * 5^k * 2^(e+k) is exact in 128-bit integers, and the
+       candidate N / 10^k reads back as d iff it lies within half the gap to
+       the neighbouring doubles: 2 * |N * 2^s - m * 5^k| < 5^k (a quarter
+       below a power of two). Returns the length written to out, or -1 when
+       dtoa must decide (ties, exponent notation, no 128-bit integers). */
+    static Py_ssize_t fr_double_repr(double d, char *out) {
+    #if defined(__SIZEOF_INT128__)
+        typedef unsigned __int128 u128;
+        double a = fabs(d);
+        int ex, k, sh, n, i, len = 0;
+        unsigned long long m, N64;
+        u128 p5 = 1, X, N, D, rem, half;
+        char digits[24];
+        if (!(a >= 1e-4 && a < 1e15)) return -1;
+        m = (unsigned long long)ldexp(frexp(a, &ex), 53);
+        if (ex - 53 >= 0) return -1;
+        for (k = 1; k <= 17; k++) {
+            p5 *= 5;
+            X = (u128)m * p5;
+            sh = 53 - ex - k;            /* d * 10^k = X / 2^sh */
+            if (sh <= 0) return -1;      /* integral at this k: not reached for non-integral d */
+            N = X >> sh;
+            rem = X & ((((u128)1) << sh) - 1);
+            half = ((u128)1) << (sh - 1);
+            if (rem > half) { N += 1; D = (((u128)1) << sh) - rem; }
+            else if (rem == half) return -1;
+            else D = rem;
+            if (m == (1ULL << 52) && rem <= half && D != 0) {
+                if (4 * D < p5) break;   /* below a power of two the gap halves */
+                if (4 * D == p5) return -1;
+                continue;
+            }
+            if (2 * D < p5) break;
+            if (2 * D == p5) return -1;
+        }
+        if (k > 17 || N >= (u128)100000000000000000ULL) return -1;
+        N64 = (unsigned long long)N;
+        if (N64 % 10 == 0) return -1;
+        n = 0;
+        while (N64) { digits[n++] = (char)('0' + N64 % 10); N64 /= 10; }
+        if (d < 0) out[len++] = '-';
+        if (n <= k) {
+            out[len++] = '0'; out[len++] = '.';
+            for (i = 0; i < k - n; i++) out[len++] = '0';
+            for (i = n - 1; i >= 0; i--) out[len++] = digits[i];
+        } else {
+            for (i = n - 1; i >= k; i--) out[len++] = digits[i];
+            out[len++] = '.';
+            for (i = k - 1; i >= 0; i--) out[len++] = digits[i];
+        }
+        return len;
+    #else
+        (void)d; (void)out;
+        return -1;
+    #endif
+    }
+    """
+    Py_ssize_t fr_double_repr(double d, char* out) noexcept
+
+
 cdef inline Py_ssize_t _fmt_ll(char* out, long long v) noexcept:
     """Decimal digits of v into out (at least 21 bytes); returns the length."""
     cdef char tmp[24]
@@ -228,6 +296,9 @@ cdef class CommandBuffer:
                 num[n] = 46   # '.'
                 num[n + 1] = 48   # '0'
                 return self._write_bulk(num, n + 2)
+            n = fr_double_repr(d, num)
+            if n > 0:
+                return self._write_bulk(num, n)
             s = PyOS_double_to_string(d, b'r', 0, Py_DTSF_ADD_DOT_0, NULL)
             try:
                 n = 0

@@ -379,7 +379,8 @@ class Pipeline(redis.client.Pipeline):
         if args or kwargs or (self.watching and not self.explicit_transaction) or type(mapping) is not dict or not mapping:
             return super().zadd(name, mapping, *args, **kwargs)
         if len(mapping) == 1:
-            ((member, score),) = mapping.items()
+            (member,) = mapping  # cheaper than unpacking mapping.items()
+            score = mapping[member]
             self.command_stack.append((("ZADD", name, score, member), _NO_OPTIONS))
             try:
                 self._buf.add3(_H_ZADD, name, score, member)

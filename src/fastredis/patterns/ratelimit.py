@@ -39,7 +39,7 @@ import itertools
 import math
 import os
 import time
-from typing import Any, Iterable, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
 from redis.exceptions import ConnectionError, NoScriptError, ResponseError, TimeoutError
 
@@ -144,8 +144,10 @@ def _execute_once(client: Any, script: LuaScript, commands: Sequence[Tuple[Any, 
     NOSCRIPT replies (the script did not run) are repaired by SCRIPT LOAD and
     re-sent; any other ResponseError is raised; connection errors propagate.
     """
-    if not hasattr(client, "connection_pool") or hasattr(client, "command_stack"):
-        raise TypeError("a rate limiter needs a redis.Redis (or fastredis.Redis) client, not a pipeline")
+    if hasattr(client, "command_stack"):
+        raise TypeError("a rate limiter needs a client, not a pipeline")
+    if not hasattr(client, "connection_pool"):
+        raise TypeError(f"a rate limiter needs a redis.Redis, fastredis.Redis or redis.cluster.RedisCluster client, got {type(client).__name__}")
     pool = client.connection_pool
     conn = getattr(client, "connection", None)
     lock = getattr(client, "single_connection_lock", None) if conn is not None else None
@@ -170,6 +172,10 @@ def _execute_once(client: Any, script: LuaScript, commands: Sequence[Tuple[Any, 
             pool.release(conn)
         elif lock is not None:
             lock.release()
+
+
+def _is_cluster_client(client: Any) -> bool:
+    return hasattr(client, "get_node_from_key") and hasattr(client, "get_redis_connection")
 
 
 def _round_trip(conn: Any, commands: Sequence[Tuple[Any, ...]]) -> List[Any]:
@@ -239,7 +245,28 @@ class _RateLimit:
     def _run(self, keys: Sequence[KeyPart], cost: int, mode: str) -> List[Decision]:
         if not keys:
             return []
+        if _is_cluster_client(self.client):
+            return self._run_on_cluster(keys, cost, mode)
         return self._interpret(_execute_once(self.client, self._script, self._build(keys, cost, mode)))
+
+    def _run_on_cluster(self, keys: Sequence[KeyPart], cost: int, mode: str) -> List[Decision]:
+        """A ``redis.cluster.RedisCluster`` client: a script's keys must share a
+        slot, so keys are grouped by slot, and each node gets its scripts in
+        one round trip (one round trip per node, in node order)."""
+        cluster = self.client
+        by_node: Dict[str, Tuple[Any, Dict[int, List[int]]]] = {}
+        for i, k in enumerate(keys):
+            state_key = self._parts[0]._state_key(k)
+            node = cluster.get_node_from_key(state_key)
+            by_node.setdefault(node.name, (node, {}))[1].setdefault(cluster.keyslot(state_key), []).append(i)
+        out: List[Any] = [None] * len(keys)
+        for node, slots in by_node.values():
+            order = [i for positions in slots.values() for i in positions]
+            commands = [c for positions in slots.values() for c in self._build([keys[i] for i in positions], cost, mode)]
+            got = self._interpret(_execute_once(cluster.get_redis_connection(node), self._script, commands))
+            for i, d in zip(order, got):
+                out[i] = d
+        return out
 
     # public operations
     def hit(self, key: KeyPart, cost: int = 1) -> Decision:
@@ -250,8 +277,8 @@ class _RateLimit:
         """One decision per key, in order, in one round trip; a key repeated
         in ``keys`` counts once per occurrence.
 
-        The batch spans cluster slots (one script call per chunk of keys): on
-        Redis Cluster use :meth:`hit` per key, or keys sharing a hash tag.
+        With a ``redis.cluster.RedisCluster`` client the keys are grouped by
+        slot and node: one round trip per node holding any of them.
         """
         cost = _positive_int(cost, "cost")
         keys = list(keys)

@@ -253,7 +253,9 @@ class TieredCache:
     # ------------------------------------------------------------------ keys
     @property
     def _l1_enabled(self) -> bool:
-        return self.local_maxsize > 0 and self.local_ttl > 0
+        # L1 needs an invalidation connection built from the client's pool; a
+        # cluster client has none, so it runs as L2 only (never stale).
+        return self.local_maxsize > 0 and self.local_ttl > 0 and hasattr(self.client, "connection_pool")
 
     def _vkey(self, ck: str) -> str:
         return self._vprefix + escape_part(ck)

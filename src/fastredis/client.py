@@ -32,15 +32,14 @@ import inspect
 import os
 import select
 import socket
-from itertools import repeat
 import time
+from itertools import repeat
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import redis
 import redis.client
 from redis._parsers.helpers import bool_ok, parse_set_result
 from redis._parsers.hiredis import NOT_ENOUGH_DATA, _HiredisParser
-from redis.utils import SENTINEL
 from redis.connection import Connection, SSLConnection, UnixDomainSocketConnection
 from redis.exceptions import (
     ConnectionError,
@@ -50,6 +49,7 @@ from redis.exceptions import (
     TimeoutError,
     WatchError,
 )
+from redis.utils import SENTINEL
 
 from . import _pipeline, _resp
 from .exceptions import ProtocolError
@@ -66,8 +66,19 @@ _NEVER_DECODE = redis.client.NEVER_DECODE
 # from _materialise().
 _NO_OPTIONS: Any = ()
 _OK_CALLBACKS = (parse_set_result, bool_ok)
+
+
+def _spin_seconds() -> float:
+    raw = os.environ.get("FASTREDIS_SPIN_US", "50")
+    try:
+        us = float(raw)
+    except ValueError:
+        raise ValueError(f"FASTREDIS_SPIN_US must be a number of microseconds (0 turns polling off), got {raw!r}") from None
+    return max(0.0, us) / 1e6 if us == us else 0.0
+
+
 #: How long FastParser polls for a reply before a blocking read (seconds).
-SPIN_SECONDS = float(os.environ.get("FASTREDIS_SPIN_US", "50")) / 1e6
+SPIN_SECONDS = _spin_seconds()
 _FAST_CONNECTIONS = (Connection, SSLConnection, UnixDomainSocketConnection)
 _MULTI = _resp.pack_command(("MULTI",))
 _EXEC = _resp.pack_command(("EXEC",))
@@ -119,7 +130,8 @@ class FastParser(_HiredisParser):
         stay redis-py's. ``FASTREDIS_SPIN_US=0`` turns it off.
         """
         poller = self._spin_poller
-        if poller is not None and timeout is SENTINEL and not self._reader.has_data():
+        reader = self._reader  # None once disconnected: redis-py's read raises for it
+        if poller is not None and reader is not None and timeout is SENTINEL and not reader.has_data():
             deadline = time.perf_counter() + SPIN_SECONDS
             while not poller.poll(0) and time.perf_counter() < deadline:
                 pass

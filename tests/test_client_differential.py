@@ -483,3 +483,31 @@ def test_health_check_interval_pings_like_redis_py(redis_url: str, raw: redis.Re
         counts.append(pings() - before)
         c.close()
     assert counts[:2] == counts[2:] == [1, 2]
+
+
+def test_resp3_push_frames_are_routed_not_counted(redis_url: str, raw: redis.Redis) -> None:
+    # Client tracking sends invalidation pushes on the tracked connection;
+    # they arrive between pipeline replies and must reach redis-py's push
+    # handler, not a reply slot.
+    c = fastredis.Redis.from_url(redis_url, protocol=3, max_connections=1)
+    raw.set("tracked", "1")
+    p = c.pipeline(transaction=False)
+    p.execute_command("CLIENT", "TRACKING", "ON").get("tracked")
+    assert p.execute() == [b"OK", b"1"]
+    (conn,) = c.connection_pool._available_connections
+    seen: List[Any] = []
+    conn._parser.invalidation_push_handler_func = seen.append
+    for i in range(3):
+        # The key is tracked by the idle pooled connection: this write pushes
+        # an invalidation to it, which the next execute() reads before replies.
+        raw.set("tracked", str(i + 2))
+        p = c.pipeline(transaction=False)
+        p.get("tracked")  # re-tracks the key
+        p.execute_command("CLIENT", "ID")
+        p.get("tracked").set("other", i).get("other")
+        got = p.execute()
+        assert got[0] == str(i + 2).encode() and got[2:] == [str(i + 2).encode(), True, str(i).encode()]
+    assert conn is c.connection_pool._available_connections[0]
+    assert seen, "no invalidation push reached redis-py's handler"
+    assert all(frame[0] in (b"invalidate", "invalidate") for frame in seen)
+    c.close()

@@ -235,7 +235,7 @@ class Pipeline(redis.client.Pipeline):
         self._decoding = bool(kw.get("decode_responses"))
 
     # -- staging -----------------------------------------------------------
-    def reset(self) -> None:
+    def reset(self) -> None:  # type: ignore[override]  # Pipeline.reset, not the RESET command
         super().reset()
         buf = getattr(self, "_buf", None)
         if buf is not None:
@@ -609,7 +609,7 @@ class Pipeline(redis.client.Pipeline):
         for i, e in errors:
             response.insert(i, e)
         if len(response) != len(commands):
-            self.connection.disconnect()
+            connection.disconnect()
             raise ResponseError("Wrong number of response items from pipeline execution")
         if raise_on_error and (has_errors or errors):
             self.raise_first_error(commands, response)

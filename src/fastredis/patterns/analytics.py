@@ -47,10 +47,10 @@ def _index_range(start: Optional[float], end: Optional[float], width: int) -> Tu
     """Bounds (ARGV; '' = server's current bucket) and the bucket indexes to pass."""
     s, e = check_at(start, "start"), check_at(end, "end")
     local = candidate_indexes(width)
-    lo = "" if s is None else bucket_index(s, width)
-    hi = "" if e is None else bucket_index(e, width)
-    first = local[0] if lo == "" else lo
-    last = local[-1] if hi == "" else hi
+    lo: Any = "" if s is None else bucket_index(s, width)
+    hi: Any = "" if e is None else bucket_index(e, width)
+    first: int = local[0] if lo == "" else lo
+    last: int = local[-1] if hi == "" else hi
     if s is None and e is not None:
         lo = hi  # only the end bucket
         first = hi

@@ -323,7 +323,7 @@ class _Limiter(_RateLimit):
         self.window = _positive_seconds(window, "window")
         self._ks = KeySpace(prefix)
         self._key_cache: dict = {}
-        self._spec = (self._alg, self.limit, _window_us(self.window))
+        self._spec: Tuple[Any, ...] = (self._alg, self.limit, _window_us(self.window))
         self._suffix = (self._alg, str(self.limit), repr(self.window))
         super().__init__(client, local)
         self._parts = (self,)

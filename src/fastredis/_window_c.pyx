@@ -48,6 +48,10 @@ def buckets_covering(double start, double end, double width):
         return []
     cdef long long first = <long long>floor(start / width)
     cdef long long last = <long long>ceil(end / width) - 1
+    if first * width > start:  # start/width underflowed or rounded up a boundary
+        first -= 1
+    if (last + 1) * width < end:  # end/width rounded down onto a boundary
+        last += 1
     if last < first:  # end/width rounded onto first's boundary
         last = first
     return list(range(first, last + 1))

@@ -81,8 +81,12 @@ def buckets_covering(start: float, end: float, width: float) -> List[int]:
     if not end > start:
         return []
     first = int(math.floor(start / width))
+    if first * width > start:  # start/width underflowed or rounded up a boundary
+        first -= 1
     # max(): end/width can round down onto first's boundary (end - start tiny).
     last = max(first, int(math.ceil(end / width)) - 1)
+    if (last + 1) * width < end:  # end/width rounded down onto a boundary
+        last += 1
     return list(range(first, last + 1))
 
 

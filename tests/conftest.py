@@ -15,8 +15,16 @@ from typing import Callable, Iterator, List
 
 import pytest
 import redis
+from hypothesis import settings
 
 from fastredis.server import RedisServer
+
+# No per-example deadline: the machines are shared and noisy. CI also runs
+# hypothesis with a fixed seed, so a green run here is a green run there;
+# local runs keep exploring new examples.
+settings.register_profile("local", deadline=None)
+settings.register_profile("ci", deadline=None, derandomize=True, print_blob=True)
+settings.load_profile("ci" if os.environ.get("CI") else "local")
 
 EXTERNAL_URL = os.environ.get("FASTREDIS_REDIS_URL")
 NO_EXTENSIONS = bool(os.environ.get("FASTREDIS_NO_EXTENSIONS"))

@@ -29,3 +29,6 @@ else:
         from ._window_py import __all__
 
         IMPLEMENTATION = "py"
+
+# Same flag as the other core selectors (_resp, _decay, _pipeline).
+COMPILED = IMPLEMENTATION == "c"

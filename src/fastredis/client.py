@@ -230,8 +230,9 @@ class Pipeline(redis.client.Pipeline):
         kw = connection_pool.connection_kwargs
         self._buf = self.core.CommandBuffer(kw.get("encoding", "utf-8"), kw.get("encoding_errors", "strict"))
         self._deferred_error: Optional[BaseException] = None
+        self._plain_pool = _fast_pool(connection_pool)
         # True once something is staged that only redis-py's own path handles.
-        self._redis_path = not _fast_pool(connection_pool)
+        self._redis_path = not self._plain_pool
         self._decoding = bool(kw.get("decode_responses"))
 
     # -- staging -----------------------------------------------------------
@@ -241,7 +242,7 @@ class Pipeline(redis.client.Pipeline):
         if buf is not None:
             buf.clear()
             self._deferred_error = None
-            self._redis_path = not _fast_pool(self.connection_pool)
+            self._redis_path = not self._plain_pool
 
     def pipeline_execute_command(self, *args: Any, **options: Any) -> "Pipeline":
         if options:

@@ -29,9 +29,9 @@ from importlib import resources
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from redis.client import Pipeline as _RedisPipeline
-from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import ConnectionError, NoScriptError, ResponseError, TimeoutError
 
-__all__ = ["LuaScript", "run_pipeline"]
+__all__ = ["LuaScript", "run_pipeline", "run_once"]
 
 # Every script made in this process, so a NOSCRIPT reply can be repaired by sha.
 _BY_SHA: Dict[str, "LuaScript"] = {}
@@ -195,6 +195,72 @@ def run_pipeline(pipe: Any, raise_on_error: bool = True) -> List[Any]:
                     _annotate(r, i + 1, stack[i][0])
                 raise r
     return replies
+
+
+def run_once(client: Any, script: LuaScript, commands: Sequence[Tuple[Any, ...]]) -> List[Any]:
+    """Send ``commands`` (EVALSHAs of ``script``) in one round trip on one
+    connection, outside the client's retry policy: for scripts that must not
+    be replayed after a lost reply (they may already have run).
+
+    A stale pooled connection is replaced by the pool before anything is
+    sent. NOSCRIPT replies (the script did not run) are repaired by SCRIPT
+    LOAD and only those commands re-sent; any other ResponseError is raised;
+    a connection error after sending disconnects and propagates.
+
+    Example::
+
+        >>> from fastredis.server import RedisServer
+        >>> server = RedisServer(); r = server.client()
+        >>> incr = LuaScript("return redis.call('INCR', KEYS[1])")
+        >>> r.script_flush()
+        True
+        >>> run_once(r, incr, [incr.command(["n"]), incr.command(["n"])])
+        [1, 2]
+        >>> server.stop()
+    """
+    if hasattr(client, "command_stack"):
+        raise TypeError("run_once needs a client, not a pipeline")
+    if not hasattr(client, "connection_pool"):
+        raise TypeError(f"run_once needs a redis.Redis or fastredis.Redis client, got {type(client).__name__}")
+    pool = client.connection_pool
+    conn = getattr(client, "connection", None)
+    lock = getattr(client, "single_connection_lock", None) if conn is not None else None
+    own = conn is None
+    if own:
+        conn = pool.get_connection()
+    elif lock is not None:
+        lock.acquire()
+    try:
+        replies = _round_trip(conn, commands)
+        missing = [i for i, r in enumerate(replies) if isinstance(r, NoScriptError)]
+        if missing:
+            again = _round_trip(conn, [("SCRIPT", "LOAD", script.script)] + [commands[i] for i in missing])
+            for i, r in zip(missing, again[1:]):
+                replies[i] = r
+        for r in replies:
+            if isinstance(r, ResponseError):
+                raise r
+        return replies
+    finally:
+        if own:
+            pool.release(conn)
+        elif lock is not None:
+            lock.release()
+
+
+def _round_trip(conn: Any, commands: Sequence[Tuple[Any, ...]]) -> List[Any]:
+    try:
+        conn.send_packed_command(conn.pack_commands(commands))
+        replies: List[Any] = []
+        for _ in commands:
+            try:
+                replies.append(conn.read_response())
+            except ResponseError as e:
+                replies.append(e)
+        return replies
+    except (ConnectionError, TimeoutError, OSError):
+        conn.disconnect()
+        raise
 
 
 def _known_scripts(pipe: Any, stack: Sequence[Any], missing: Sequence[int]) -> Dict[str, Optional[LuaScript]]:

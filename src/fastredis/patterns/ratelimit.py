@@ -41,11 +41,10 @@ import os
 import time
 from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
-from redis.exceptions import ConnectionError, NoScriptError, ResponseError, TimeoutError
 
 from .. import _window
 from ..keys import KeyPart, KeySpace
-from ..scripts import LuaScript
+from ..scripts import LuaScript, run_once
 
 __all__ = [
     "Decision",
@@ -137,60 +136,8 @@ def _script_for(algorithms: Iterable[str]) -> LuaScript:
     return LuaScript.compose("ratelimit_prelude", *parts, "ratelimit_driver")
 
 
-def _execute_once(client: Any, script: LuaScript, commands: Sequence[Tuple[Any, ...]]) -> List[Any]:
-    """Send ``commands`` (EVALSHAs of ``script``) in one round trip on one
-    connection, never replayed.
-
-    NOSCRIPT replies (the script did not run) are repaired by SCRIPT LOAD and
-    re-sent; any other ResponseError is raised; connection errors propagate.
-    """
-    if hasattr(client, "command_stack"):
-        raise TypeError("a rate limiter needs a client, not a pipeline")
-    if not hasattr(client, "connection_pool"):
-        raise TypeError(f"a rate limiter needs a redis.Redis, fastredis.Redis or redis.cluster.RedisCluster client, got {type(client).__name__}")
-    pool = client.connection_pool
-    conn = getattr(client, "connection", None)
-    lock = getattr(client, "single_connection_lock", None) if conn is not None else None
-    own = conn is None
-    if own:
-        conn = pool.get_connection()
-    elif lock is not None:
-        lock.acquire()
-    try:
-        replies = _round_trip(conn, commands)
-        missing = [i for i, r in enumerate(replies) if isinstance(r, NoScriptError)]
-        if missing:
-            again = _round_trip(conn, [("SCRIPT", "LOAD", script.script)] + [commands[i] for i in missing])
-            for i, r in zip(missing, again[1:]):
-                replies[i] = r
-        for r in replies:
-            if isinstance(r, ResponseError):
-                raise r
-        return replies
-    finally:
-        if own:
-            pool.release(conn)
-        elif lock is not None:
-            lock.release()
-
-
 def _is_cluster_client(client: Any) -> bool:
     return hasattr(client, "get_node_from_key") and hasattr(client, "get_redis_connection")
-
-
-def _round_trip(conn: Any, commands: Sequence[Tuple[Any, ...]]) -> List[Any]:
-    try:
-        conn.send_packed_command(conn.pack_commands(commands))
-        replies: List[Any] = []
-        for _ in commands:
-            try:
-                replies.append(conn.read_response())
-            except ResponseError as e:
-                replies.append(e)
-        return replies
-    except (ConnectionError, TimeoutError, OSError):
-        conn.disconnect()
-        raise
 
 
 # -- the shared engine -------------------------------------------------------
@@ -247,7 +194,7 @@ class _RateLimit:
             return []
         if _is_cluster_client(self.client):
             return self._run_on_cluster(keys, cost, mode)
-        return self._interpret(_execute_once(self.client, self._script, self._build(keys, cost, mode)))
+        return self._interpret(run_once(self.client, self._script, self._build(keys, cost, mode)))
 
     def _run_on_cluster(self, keys: Sequence[KeyPart], cost: int, mode: str) -> List[Decision]:
         """A ``redis.cluster.RedisCluster`` client: a script's keys must share a
@@ -263,7 +210,7 @@ class _RateLimit:
         for node, slots in by_node.values():
             order = [i for positions in slots.values() for i in positions]
             commands = [c for positions in slots.values() for c in self._build([keys[i] for i in positions], cost, mode)]
-            got = self._interpret(_execute_once(cluster.get_redis_connection(node), self._script, commands))
+            got = self._interpret(run_once(cluster.get_redis_connection(node), self._script, commands))
             for i, d in zip(order, got):
                 out[i] = d
         return out

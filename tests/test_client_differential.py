@@ -439,7 +439,8 @@ def test_slow_reply_after_spin_budget_and_socket_timeout(redis_url: str) -> None
     # that takes longer still arrives, and socket_timeout still fires.
     c = fastredis.Redis.from_url(redis_url)
     assert c.blpop(["empty-list"], timeout=0.2) is None
-    assert fclient.SPIN_SECONDS > 0
+    from fastredis import connection as fconnection
+    assert fconnection.SPIN_SECONDS > 0
     slow = fastredis.Redis.from_url(redis_url, socket_timeout=0.1, retry=redis.retry.Retry(redis.backoff.NoBackoff(), 0))
     with pytest.raises(redis.exceptions.TimeoutError):
         slow.blpop(["empty-list"], timeout=1)
@@ -452,7 +453,7 @@ def test_spin_can_be_turned_off(redis_url: str) -> None:
     import sys
 
     code = (
-        "import fastredis, fastredis.client as c, sys; "
+        "import fastredis, fastredis.connection as c, sys; "
         "assert c.SPIN_SECONDS == 0; r = fastredis.Redis.from_url(sys.argv[1]); "
         "r.set('spin-off', 1); assert r.get('spin-off') == b'1'"
     )

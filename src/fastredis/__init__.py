@@ -1,5 +1,11 @@
 """fastredis: a drop-in faster redis-py client, and Redis patterns done right.
 
+``import fastredis as redis`` works: every public name of redis-py is here,
+with fastredis's own class where it has one (``Redis``, ``StrictRedis``,
+``from_url``, ``Sentinel`` whose clients are fastredis clients). One name
+differs: ``Subscription`` is fastredis's pub/sub subscription (redis-py's
+keyspace ``Subscription`` stays at ``redis.Subscription``).
+
 Example::
 
     >>> import fastredis
@@ -11,8 +17,18 @@ Example::
     >>> server.stop()
 """
 
+import redis as _redis
+
+from . import exceptions
 from .client import Pipeline, Redis
-from .exceptions import FastRedisError, LockNotOwnedError, ProtocolError
+from .exceptions import (
+    FastRedisError,
+    LockNotOwnedError,
+    OutcomeUnknownConnectionError,
+    OutcomeUnknownError,
+    OutcomeUnknownTimeoutError,
+    ProtocolError,
+)
 from .patterns.analytics import ActivityBitmap, CounterSeries, PageAnalytics, Stats, UniqueCounter
 from .patterns.cache import TieredCache
 from .patterns.geo import GeoIndex
@@ -29,18 +45,47 @@ from .patterns.ratelimit import (
 )
 from .patterns.session import Cart, Presence, SessionStore
 from .scripts import LuaScript
+from .sentinel import Sentinel
 from .server import RedisServer
 
 __version__ = "0.1.0"
 
+StrictRedis = Redis
+
+
+def from_url(url: str, **kwargs: object) -> Redis:
+    """``fastredis.Redis.from_url(url, **kwargs)``, as ``redis.from_url``.
+
+    Example::
+
+        >>> import fastredis
+        >>> type(fastredis.from_url("redis://localhost:6379/0")).__name__
+        'Redis'
+    """
+    return Redis.from_url(url, **kwargs)  # type: ignore[arg-type]
+
+
+# redis-py's public names that fastredis does not replace.
+_REDIS_PY_NAMES = [n for n in _redis.__all__ if n not in globals()]
+for _name in _REDIS_PY_NAMES:
+    globals()[_name] = getattr(_redis, _name)
+del _name
+
 __all__ = [
     "Redis",
+    "StrictRedis",
+    "from_url",
+    "Sentinel",
+    "exceptions",
     "Pipeline",
     "LuaScript",
     "RedisServer",
     "FastRedisError",
     "LockNotOwnedError",
     "ProtocolError",
+    "OutcomeUnknownError",
+    "OutcomeUnknownConnectionError",
+    "OutcomeUnknownTimeoutError",
     "TieredCache",
     "Lock",
     "Redlock",
@@ -72,4 +117,5 @@ __all__ = [
     "Entry",
     "PendingStats",
     "__version__",
+    *_REDIS_PY_NAMES,
 ]

@@ -3,7 +3,13 @@
 ``EVALSHA`` first; on ``NOSCRIPT`` (a restarted server, ``SCRIPT FLUSH``, a
 failover) the script is loaded with ``SCRIPT LOAD`` and the call retried once.
 Scripts live one per file in ``fastredis/lua/<verb_noun>.lua``, each opening
-with a header that names its KEYS, ARGV, return value and units.
+with a header that names its KEYS, ARGV, return value and units, and says
+whether it is ``idempotent: yes`` (safe to re-send after a lost reply) or
+``idempotent: no``.
+
+Every call runs under the write-retry policy (:mod:`fastredis.retry_policy`),
+on a fastredis client and on a plain ``redis.Redis`` alike: a script that is
+not idempotent is never re-sent once it may have reached the server.
 
 Example::
 
@@ -24,14 +30,20 @@ Example::
 from __future__ import annotations
 
 import hashlib
+import re
 from functools import lru_cache
 from importlib import resources
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
+import redis
 from redis.client import Pipeline as _RedisPipeline
-from redis.exceptions import ConnectionError, NoScriptError, ResponseError, TimeoutError
+from redis.exceptions import NoScriptError, ResponseError
 
-__all__ = ["LuaScript", "run_pipeline", "run_once"]
+from .retry_policy import register_idempotent_script
+
+__all__ = ["LuaScript", "run_pipeline", "pipeline_for", "execute"]
+
+_IDEMPOTENT_HEADER = re.compile(r"^--.*\bidempotent:\s*(yes|no)\b", re.MULTILINE | re.IGNORECASE)
 
 # Every script made in this process, so a NOSCRIPT reply can be repaired by sha.
 _BY_SHA: Dict[str, "LuaScript"] = {}
@@ -45,22 +57,39 @@ class LuaScript:
     ``Script``, so a transaction pipeline can preload it through
     ``pipe.scripts``.
 
+    ``idempotent``: whether running the script twice has the effect of
+    running it once, so that it may be re-sent after a lost reply. ``None``
+    (the default) reads it from a ``-- idempotent: yes|no`` header line;
+    without one the script counts as not idempotent.
+
     Example::
 
-        >>> s = LuaScript("return redis.call('GET', KEYS[1])", name="get")
-        >>> len(s.sha)
-        40
+        >>> s = LuaScript("return redis.call('GET', KEYS[1])", name="get", idempotent=True)
+        >>> len(s.sha), s.idempotent
+        (40, True)
+        >>> LuaScript("return redis.call('INCR', KEYS[1])").idempotent  # no header: not idempotent
+        False
+        >>> LuaScript.load("acquire_lock").idempotent  # its header says "-- idempotent: yes"
+        True
     """
 
-    __slots__ = ("name", "script", "sha", "_encoded")
+    __slots__ = ("name", "script", "sha", "idempotent", "_encoded")
 
-    def __init__(self, source: str, *, name: str = "<inline>") -> None:
+    def __init__(self, source: str, *, name: str = "<inline>", idempotent: Optional[bool] = None) -> None:
         if not isinstance(source, str) or not source.strip():
             raise ValueError("a Lua script needs non-empty str source")
+        if idempotent is not None and not isinstance(idempotent, bool):
+            raise TypeError(f"idempotent must be True, False or None, got {type(idempotent).__name__}")
         self.name = name
         self.script = source
         self._encoded = source.encode("utf-8")
         self.sha = hashlib.sha1(self._encoded).hexdigest()
+        if idempotent is None:  # a composed script is idempotent only if every part says so
+            declared = [m.lower() for m in _IDEMPOTENT_HEADER.findall(source)]
+            idempotent = bool(declared) and all(d == "yes" for d in declared)
+        self.idempotent = idempotent
+        if idempotent:
+            register_idempotent_script(self.sha)
         _BY_SHA.setdefault(self.sha, self)
 
     @classmethod
@@ -96,17 +125,18 @@ class LuaScript:
 
         On NOSCRIPT: SCRIPT LOAD, then exactly one retry. ``options`` go to
         ``execute_command`` (e.g. ``{redis.client.NEVER_DECODE: True}`` keeps
-        raw bytes on a ``decode_responses=True`` client).
+        raw bytes on a ``decode_responses=True`` client). Runs under the
+        write-retry policy, whatever the client.
         """
         if isinstance(client, _RedisPipeline):
             raise TypeError("use LuaScript.stage() to add a script call to a pipeline")
         keys = tuple(keys)
-        args = tuple(args)
+        command = ("EVALSHA", self.sha, len(keys), *keys, *args)
         try:
-            return client.execute_command("EVALSHA", self.sha, len(keys), *keys, *args, **options)
+            return execute(client, command, **options)
         except NoScriptError:
-            client.execute_command("SCRIPT LOAD", self._encoded)
-            return client.execute_command("EVALSHA", self.sha, len(keys), *keys, *args, **options)
+            execute(client, ("SCRIPT LOAD", self._encoded))
+            return execute(client, command, **options)
 
     def stage(self, pipe: Any, keys: Sequence[Any] = (), args: Iterable[Any] = ()) -> None:
         """Stage an EVALSHA in ``pipe``; run the pipe with :func:`run_pipeline`.
@@ -146,6 +176,62 @@ def _packaged_source(name: str) -> str:
         raise ValueError(f"no Lua script named {name!r} in fastredis/lua/") from None
 
 
+def execute(client: Any, command: Sequence[Any], **options: Any) -> Any:
+    """``client.execute_command(*command, **options)`` under the write-retry
+    policy, also when ``client`` is a plain ``redis.Redis`` (whose own
+    ``execute_command`` would re-send a write after a lost reply). A client
+    class that overrides ``execute_command`` keeps its override.
+
+    Example::
+
+        >>> import redis
+        >>> from fastredis.server import RedisServer
+        >>> server = RedisServer(); plain = redis.Redis(port=server.port)
+        >>> execute(plain, ("INCRBY", "n", 5))
+        5
+        >>> server.stop()
+    """
+    from .client import Redis, execute_command
+
+    _not_a_pipeline(client)
+    if (
+        isinstance(client, Redis)  # applies the policy itself
+        or not isinstance(client, redis.Redis)  # cluster clients: their own rules
+        or type(client).execute_command is not redis.Redis.execute_command
+    ):
+        return client.execute_command(*command, **options)
+    return execute_command(client, tuple(command), options)
+
+
+def pipeline_for(client: Any, transaction: bool = False) -> Any:
+    """A pipeline on ``client`` that runs under the write-retry policy: the
+    client's own for fastredis and cluster clients, a fastredis
+    :class:`~fastredis.pipeline.Pipeline` on the same pool for a plain
+    ``redis.Redis``.
+
+    Example::
+
+        >>> import redis
+        >>> from fastredis.server import RedisServer
+        >>> server = RedisServer(); plain = redis.Redis(port=server.port)
+        >>> type(pipeline_for(plain)).__module__
+        'fastredis.pipeline'
+        >>> server.stop()
+    """
+    from .client import Redis
+    from .pipeline import Pipeline
+
+    _not_a_pipeline(client)
+    if isinstance(client, Redis) or not isinstance(client, redis.Redis):
+        return client.pipeline(transaction=transaction)
+    return Pipeline(client.connection_pool, client.response_callbacks, transaction, None)
+
+
+def _not_a_pipeline(client: Any) -> None:
+    if hasattr(client, "command_stack"):
+        raise TypeError(f"needs a Redis client, not a pipeline ({type(client).__name__})")
+
+
 def run_pipeline(pipe: Any, raise_on_error: bool = True) -> List[Any]:
     """Execute ``pipe``; re-run only the EVALSHA calls that hit NOSCRIPT.
 
@@ -154,6 +240,8 @@ def run_pipeline(pipe: Any, raise_on_error: bool = True) -> List[Any]:
     not run, so they (and only they) are re-sent, in their original order,
     after SCRIPT LOAD: one extra round trip, no blind replay of the other
     commands. Transaction pipelines preload instead (see :meth:`LuaScript.stage`).
+    Build ``pipe`` with :func:`pipeline_for` so that it runs under the
+    write-retry policy.
 
     Example::
 
@@ -168,22 +256,21 @@ def run_pipeline(pipe: Any, raise_on_error: bool = True) -> List[Any]:
         [1, True, 2]
         >>> server.stop()
     """
-    stack: List[Tuple[Tuple[Any, ...], Dict[str, Any]]] = list(pipe.command_stack)
-    client = _client_of(pipe)
+    stack = [_command_at(pipe.command_stack, i) for i in range(len(pipe.command_stack))]
     replies = pipe.execute(raise_on_error=False)
     missing = [
         i for i, r in enumerate(replies)
-        if isinstance(r, NoScriptError) and stack[i][0] and stack[i][0][0] == "EVALSHA"
+        if isinstance(r, NoScriptError) and stack[i] and str(stack[i][0]).upper() == "EVALSHA"
     ]
     if missing:
-        by_sha = _known_scripts(pipe, stack, missing)
-        retry = client.pipeline(transaction=False)
+        by_sha = _known_scripts(stack, missing)
+        retry = _retry_pipeline(pipe)
         for sha, script in by_sha.items():
             if script is None:
                 continue
             retry.execute_command("SCRIPT LOAD", script._encoded)
         for i in missing:
-            retry.execute_command(*stack[i][0])
+            retry.execute_command(*stack[i])
         loaded = [s for s in by_sha.values() if s is not None]
         again = retry.execute(raise_on_error=False)[len(loaded):]
         for i, r in zip(missing, again):
@@ -192,90 +279,37 @@ def run_pipeline(pipe: Any, raise_on_error: bool = True) -> List[Any]:
         for i, r in enumerate(replies):
             if isinstance(r, ResponseError):
                 if stack and i < len(stack):
-                    _annotate(r, i + 1, stack[i][0])
+                    _annotate(r, i + 1, stack[i])
                 raise r
     return replies
 
 
-def run_once(client: Any, script: LuaScript, commands: Sequence[Tuple[Any, ...]]) -> List[Any]:
-    """Send ``commands`` (EVALSHAs of ``script``) in one round trip on one
-    connection, outside the client's retry policy: for scripts that must not
-    be replayed after a lost reply (they may already have run).
-
-    A stale pooled connection is replaced by the pool before anything is
-    sent. NOSCRIPT replies (the script did not run) are repaired by SCRIPT
-    LOAD and only those commands re-sent; any other ResponseError is raised;
-    a connection error after sending disconnects and propagates.
-
-    Example::
-
-        >>> from fastredis.server import RedisServer
-        >>> server = RedisServer(); r = server.client()
-        >>> incr = LuaScript("return redis.call('INCR', KEYS[1])")
-        >>> r.script_flush()
-        True
-        >>> run_once(r, incr, [incr.command(["n"]), incr.command(["n"])])
-        [1, 2]
-        >>> server.stop()
-    """
-    if hasattr(client, "command_stack"):
-        raise TypeError("run_once needs a client, not a pipeline")
-    if not hasattr(client, "connection_pool"):
-        raise TypeError(f"run_once needs a redis.Redis or fastredis.Redis client, got {type(client).__name__}")
-    pool = client.connection_pool
-    conn = getattr(client, "connection", None)
-    lock = getattr(client, "single_connection_lock", None) if conn is not None else None
-    own = conn is None
-    if own:
-        conn = pool.get_connection()
-    elif lock is not None:
-        lock.acquire()
-    try:
-        replies = _round_trip(conn, commands)
-        missing = [i for i, r in enumerate(replies) if isinstance(r, NoScriptError)]
-        if missing:
-            again = _round_trip(conn, [("SCRIPT", "LOAD", script.script)] + [commands[i] for i in missing])
-            for i, r in zip(missing, again[1:]):
-                replies[i] = r
-        for r in replies:
-            if isinstance(r, ResponseError):
-                raise r
-        return replies
-    finally:
-        if own:
-            pool.release(conn)
-        elif lock is not None:
-            lock.release()
+def _command_at(stack: Sequence[Any], i: int) -> Tuple[Any, ...]:
+    """Command ``i`` of a pipeline stack, with ``batch()`` rows expanded."""
+    args = stack[i][0]
+    row = getattr(args, "row", None)
+    return row(i - args.start) if row is not None else tuple(args)
 
 
-def _round_trip(conn: Any, commands: Sequence[Tuple[Any, ...]]) -> List[Any]:
-    try:
-        conn.send_packed_command(conn.pack_commands(commands))
-        replies: List[Any] = []
-        for _ in commands:
-            try:
-                replies.append(conn.read_response())
-            except ResponseError as e:
-                replies.append(e)
-        return replies
-    except (ConnectionError, TimeoutError, OSError):
-        conn.disconnect()
-        raise
-
-
-def _known_scripts(pipe: Any, stack: Sequence[Any], missing: Sequence[int]) -> Dict[str, Optional[LuaScript]]:
+def _known_scripts(stack: Sequence[Any], missing: Sequence[int]) -> Dict[str, Optional[LuaScript]]:
     out: Dict[str, Optional[LuaScript]] = {}
     for i in missing:
-        sha = stack[i][0][1]
+        sha = stack[i][1]
         sha = sha.decode() if isinstance(sha, bytes) else str(sha)
         out.setdefault(sha, _BY_SHA.get(sha))
     return out
 
 
-def _client_of(pipe: Any) -> Any:
-    from redis import Redis
+def _retry_pipeline(pipe: Any) -> Any:
+    from .pipeline import Pipeline
 
-    return Redis(connection_pool=pipe.connection_pool)
+    if isinstance(pipe, Pipeline):
+        again = type(pipe)(pipe.connection_pool, pipe.response_callbacks, False, None)
+        again.retry_writes = pipe.retry_writes
+        return again
+    if isinstance(pipe, _RedisPipeline):
+        return Pipeline(pipe.connection_pool, pipe.response_callbacks, False, None)
+    raise TypeError(f"run_pipeline cannot re-send scripts on a {type(pipe).__name__}")
 
 
 def _annotate(exc: Exception, number: int, command: Sequence[Any]) -> None:

@@ -10,6 +10,7 @@
 --          {0, '0', pttl in ms of the holder} otherwise (-1: the holder's key has no expiry).
 -- The fencing token is max(last + 1, server time in microseconds): strictly rising per
 -- lock name, and still rising after a restart that lost the state hash.
+-- idempotent: yes
 local cur = redis.call('GET', KEYS[1])
 if cur == ARGV[1] then
   -- n only moves on a successful acquire, which needs KEYS[1] free: so n is still ours.

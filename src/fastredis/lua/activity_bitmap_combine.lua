@@ -5,6 +5,7 @@
 -- KEYS[2..]: the day bitmaps (KEYS[2] is the cohort for retention)
 -- ARGV[1]: 'AND' or 'OR'
 -- Returns: {set bits in the combination, set bits in KEYS[2]}
+-- idempotent: yes
 redis.call('BITOP', ARGV[1], KEYS[1], unpack(KEYS, 2))
 local n = redis.call('BITCOUNT', KEYS[1])
 redis.call('DEL', KEYS[1])

@@ -5,6 +5,7 @@
 -- Returns: {new version of tag 1, ...} (decimal strings)
 -- The new version is max(old + 1, server time in microseconds): it keeps
 -- rising across a restart without persistence. A replay bumps again (harmless).
+-- idempotent: yes
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local out = {}

@@ -19,6 +19,7 @@
 -- invalidation overtook while it was being computed; in mode "1" a missing
 -- tag version key is created (server time in microseconds), so concurrent
 -- first loads of one tag agree on its version
+-- idempotent: yes
 local function reply(state, value, ms)
   local out = {state, value, ms}
   for i = 3, #KEYS do

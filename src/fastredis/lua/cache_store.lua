@@ -17,6 +17,7 @@
 -- A missing tag version key is created with the server time in microseconds,
 -- so an entry never carries version "0" (an evicted tag key cannot revive it).
 -- Replay-safe: a second run writes the same entry again.
+-- idempotent: yes
 local n = tonumber(ARGV[5])
 local function release()
   if ARGV[4] ~= '' and redis.call('GET', KEYS[2]) == ARGV[4] then

@@ -10,6 +10,7 @@
 -- ARGV[7]: op-id memory (milliseconds)
 -- Returns: the item's quantity after the change, or -1 if it would exceed the cap
 --          (nothing changed).
+-- idempotent: yes
 local qty = tonumber(ARGV[3])
 local cap = tonumber(ARGV[4])
 if ARGV[1] == 'add' then

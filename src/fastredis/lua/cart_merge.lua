@@ -6,6 +6,7 @@
 -- ARGV[2]: target ttl (milliseconds, integer > 0)
 -- Returns: number of distinct items moved.
 -- Replay-safe: a second run finds the source empty and changes nothing.
+-- idempotent: yes
 local src = redis.call('HGETALL', KEYS[1])
 if #src == 0 then
   return 0

@@ -12,6 +12,7 @@
 -- ARGV[5]: event time in epoch seconds, or '' for the server's TIME
 -- ARGV[6..5+m]: the bucket index of each bucket key
 -- Returns: {bucket index, the bucket's count after the call}
+-- idempotent: yes
 local width = tonumber(ARGV[1])
 local t
 if ARGV[5] == '' then

@@ -19,6 +19,7 @@
 --          or 'now': values are raw weights of events at the server's TIME
 -- ARGV[5..]: member, value pairs (finite numbers)
 -- Returns: {L after the call ('%.17g'), number of distinct members changed}
+-- idempotent: yes
 local function fmt(x) return string.format('%.17g', x) end
 local function finite(x) return x ~= nil and x == x and x ~= math.huge and x ~= -math.huge end
 

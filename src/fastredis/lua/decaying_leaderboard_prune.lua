@@ -9,6 +9,7 @@
 -- ARGV[2]: floor (a finite number >= 0, in decayed score units)
 -- ARGV[3]: now in epoch seconds, or '' for the server's TIME
 -- Returns: the number of members removed
+-- idempotent: yes
 local raw = redis.call('GET', KEYS[2])
 if not raw then return 0 end
 local now

@@ -7,6 +7,7 @@
 --          'add': the remaining ttl grows by ARGV[2] ms
 -- ARGV[4]: request id of an 'add' (a replay of the same request does not add twice)
 -- Returns: the new remaining ttl in ms (>= 1), or 0 when the lock is not ours (untouched).
+-- idempotent: yes
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return 0
 end

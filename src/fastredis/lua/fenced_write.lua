@@ -5,6 +5,7 @@
 -- ARGV[1]: the writer's fencing token (decimal integer, 1 .. 2^53)
 -- ARGV[2]: the value to store in KEYS[1]
 -- Returns: 1 written (ARGV[1] >= the highest token seen); 0 rejected, nothing changed.
+-- idempotent: yes
 local seen = tonumber(redis.call('GET', KEYS[2])) or 0
 if tonumber(ARGV[1]) < seen then
   return 0

@@ -8,6 +8,7 @@
 -- ARGV[2..]: member, delta pairs (deltas are finite numbers, '%.17g' or repr)
 -- Returns: the new scores as '%.17g' strings, in pair order (on a replayed
 --          call: the current scores)
+-- idempotent: yes
 local function fmt(x) return string.format('%.17g', x) end
 
 local replay = redis.call('SET', KEYS[2], '1', 'EX', ARGV[1], 'NX') == false

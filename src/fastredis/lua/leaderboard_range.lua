@@ -10,6 +10,7 @@
 -- Returns: {server time seconds, server time microseconds, L or '',
 --           rank of the first entry (-1 when the member is absent),
 --           member1, score1, member2, score2, ...} (scores as Redis strings)
+-- idempotent: yes
 local desc = ARGV[1] == 'desc'
 local t = redis.call('TIME')
 local L = ''

@@ -10,6 +10,7 @@
 -- ARGV[3]: now in epoch seconds, or '' for the server's TIME
 -- ARGV[4..]: the bucket index of each bucket key
 -- Returns: {total, unique, active} (integers)
+-- idempotent: yes
 local width, window = tonumber(ARGV[1]), tonumber(ARGV[2])
 local now
 if ARGV[3] == '' then

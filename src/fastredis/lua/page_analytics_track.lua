@@ -13,6 +13,7 @@
 -- ARGV[4..3+m]: the bucket index of each bucket key
 -- ARGV[4+m..]: event pairs: time in epoch seconds ('' = server TIME), user id
 -- Returns: the total view count after the call
+-- idempotent: yes
 local width = tonumber(ARGV[1])
 local m = #KEYS - 3
 local byidx = {}

@@ -12,6 +12,7 @@
 -- Events are JSON objects {"event": "join"|"leave", "user": ..., "room": ...}.
 -- ZADD GT: a late, out-of-order heartbeat never moves a user back in time.
 -- Replay-safe: a replayed heartbeat finds the user present and publishes nothing.
+-- idempotent: yes
 local now = tonumber(ARGV[1])
 if not now then
   local t = redis.call('TIME')

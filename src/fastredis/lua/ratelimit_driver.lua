@@ -22,6 +22,7 @@
 --   before it), retry_after (seconds, '%.17g', 'inf' when cost exceeds a
 --   limit, '0' when allowed), reset_after (seconds until the binding limit
 --   is back to full, '%.17g').
+-- idempotent: no (a hit consumes; a second run consumes again)
 
 local S = tonumber(ARGV[2])
 local checks, commits, p1, p2 = {}, {}, {}, {}

@@ -7,6 +7,7 @@
 -- ARGV (the driver's limit triple): 'fix', limit (int requests),
 --   window (int microseconds).
 -- Returns: nothing itself; registers ALGOS.fix = {check, commit}.
+-- idempotent: no (part of the composed rate-limit script: a hit consumes)
 
 local fixed_window = {}
 

@@ -16,6 +16,7 @@
 --     when ok, remaining after committing is exactly remaining now - cost;
 --   commit(key, p1, p2, r, state) -> reset_us after committing (r: the
 --     request's 1-based position in the batch).
+-- idempotent: no (part of the composed rate-limit script: a hit consumes)
 
 local consume = ARGV[1] == 'hit'
 local cost = tonumber(ARGV[3])

@@ -9,6 +9,7 @@
 -- ARGV (the driver's limit triple): 'ctr', limit (int requests),
 --   window (int microseconds).
 -- Returns: nothing itself; registers ALGOS.ctr = {check, commit}.
+-- idempotent: no (part of the composed rate-limit script: a hit consumes)
 
 local sliding_counter = {}
 

@@ -7,6 +7,7 @@
 -- ARGV (the driver's limit triple): 'log', limit (int requests),
 --   window (int microseconds).
 -- Returns: nothing itself; registers ALGOS.log = {check, commit}.
+-- idempotent: no (part of the composed rate-limit script: a hit consumes)
 
 local sliding_log = {}
 

@@ -8,6 +8,7 @@
 -- ARGV (the driver's limit triple): 'gcra', capacity (int tokens),
 --   interval (microseconds per token, float).
 -- Returns: nothing itself; registers ALGOS.gcra = {check, commit}.
+-- idempotent: no (part of the composed rate-limit script: a hit consumes)
 
 local token_bucket = {}
 

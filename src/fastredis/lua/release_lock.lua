@@ -8,6 +8,7 @@
 -- ARGV[3]: how long the tombstone lives, in milliseconds (integer >= 1)
 -- Returns: 1 released now; 2 already released by this owner token (a replay);
 --          0 not ours (expired, or another owner holds it: left untouched).
+-- idempotent: yes
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   redis.call('DEL', KEYS[1])
   redis.call('SET', KEYS[2], '1', 'PX', ARGV[3])

@@ -10,6 +10,7 @@
 -- Returns: false (nil) when the session does not exist; else the flat HGETALL
 --          list (ARGV[4] = "1") or 1.
 -- Replay-safe: HSET/HDEL/PEXPIRE are idempotent.
+-- idempotent: yes
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return false
 end

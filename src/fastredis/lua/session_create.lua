@@ -7,6 +7,7 @@
 -- ARGV[4..]: field, value pairs to store (fields already carry their "d:"/"m:" prefix)
 -- Returns: 1
 -- Replay-safe: the hash is rebuilt from scratch, so running twice stores the same state.
+-- idempotent: yes
 local ttl = tonumber(ARGV[1])
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'm:v', '1')

@@ -5,6 +5,7 @@
 -- ARGV[2..]: index member (secret) of each session in KEYS[2..], same order
 -- Returns: number of sessions deleted.
 -- Replay-safe: deleting twice deletes nothing more.
+-- idempotent: yes
 local n = 0
 for i = 2, #KEYS do
   local owner = redis.call('HGET', KEYS[i], 'm:uid')

@@ -7,6 +7,7 @@
 -- ARGV[3]: new index member (new secret)
 -- Returns: 1 when the session now lives under the new id, 0 when the old id was unknown.
 -- Replay-safe: a second run finds the old key gone and the new one present, and returns 1.
+-- idempotent: yes
 if redis.call('EXISTS', KEYS[1]) == 0 then
   if redis.call('EXISTS', KEYS[2]) == 1 then
     return 1

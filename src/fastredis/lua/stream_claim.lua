@@ -16,6 +16,7 @@
 -- XAUTOCLAIM replies {next, entries} on 6.2 and {next, entries, deleted} on 7.x: both handled.
 -- Replay-safe: dead-lettered entries are acked in the same script, so a replay
 -- cannot bury them twice; a replayed claim re-claims for the same consumer.
+-- idempotent: no (a second run claims again and bumps delivery counts; dead-letters twice)
 local stream, dead, group, consumer = KEYS[1], KEYS[2], ARGV[1], ARGV[2]
 local mode, min_idle, count = ARGV[3], ARGV[4], tonumber(ARGV[5])
 local max_deliveries, start = tonumber(ARGV[6]), ARGV[7]

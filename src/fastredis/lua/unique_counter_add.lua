@@ -10,6 +10,7 @@
 -- ARGV[3..2+m]: the bucket index of each KEYS entry
 -- ARGV[3+m..]: the ids to add
 -- Returns: {bucket index used, 1 if the HyperLogLog changed else 0}
+-- idempotent: yes
 local width = tonumber(ARGV[1])
 local t
 if ARGV[2] == '' then

@@ -7,6 +7,7 @@
 -- ARGV[3]: hi, the last bucket index, or '' for the server's current bucket
 -- ARGV[4..3+m]: the bucket index of each KEYS entry
 -- Returns: the approximate number of distinct ids in the union (integer)
+-- idempotent: yes
 local width = tonumber(ARGV[1])
 local cur = nil
 if ARGV[2] == '' or ARGV[3] == '' then

@@ -27,7 +27,7 @@ from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tu
 
 from .._text import check_finite
 from ..keys import KeySpace
-from ..scripts import LuaScript, run_pipeline
+from ..scripts import LuaScript, pipeline_for, run_pipeline
 from ._common import ONCE_TTL, check_member, once_token
 from ._time import (DayLike, bucket_index, bucket_width, candidate_indexes, check_at,
                     day_label)
@@ -129,7 +129,7 @@ class UniqueCounter:
             raise ValueError("merge_into needs explicit start and end epoch seconds")
         _, _, idx = _index_range(s, e, self.width)
         dest_key = self._ks.tagged(self.name, "merged", dest)
-        pipe = self.client.pipeline(transaction=True)
+        pipe = pipeline_for(self.client, transaction=True)
         pipe.execute_command("PFMERGE", dest_key, *[self.bucket_key(i) for i in idx])
         pipe.execute_command("PFCOUNT", dest_key)
         return int(pipe.execute()[1])
@@ -236,7 +236,7 @@ class PageAnalytics:
             by_page.setdefault(check_member(page, "page"), []).append(("" if t is None else t, check_member(user, "user_id")))
         if not by_page:
             return
-        pipe = self.client.pipeline(transaction=False)
+        pipe = pipeline_for(self.client)
         for page, evs in by_page.items():
             self._track.stage(pipe, *self._command(page, evs))
         run_pipeline(pipe)

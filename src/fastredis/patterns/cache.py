@@ -62,7 +62,7 @@ from redis._parsers import _HiredisParser, _RESP3Parser
 from redis.utils import HIREDIS_AVAILABLE
 
 from ..keys import KeyPart, escape_part, validate_prefix
-from ..scripts import LuaScript, run_pipeline
+from ..scripts import LuaScript, pipeline_for, run_pipeline
 from ..serializers import Serializer, get_serializer
 from .._text import check_finite
 
@@ -338,7 +338,7 @@ class TieredCache:
         if not todo:
             return out
         try:
-            pipe = self.client.pipeline(transaction=False)
+            pipe = pipeline_for(self.client)
             for _, ck, vkey, _tok in todo:
                 _FETCH.stage(pipe, [vkey, self._lkey(ck)], ["0", "", self._lease_ms, 0])
             replies = run_pipeline(pipe)
@@ -498,7 +498,7 @@ class TieredCache:
             staged.append((ck, self._store_args(ck, self._payload(value), ttl, tags)))
         if not staged:
             return
-        pipe = self.client.pipeline(transaction=False)
+        pipe = pipeline_for(self.client)
         for _, (keys, args) in staged:
             _STORE.stage(pipe, keys, args)
         try:

@@ -31,7 +31,7 @@ from typing import Any, List, Optional, Sequence, Tuple
 
 from .._text import check_finite, to_str
 from ..keys import KeySpace
-from ..scripts import LuaScript, run_pipeline
+from ..scripts import LuaScript, pipeline_for, run_pipeline
 from .. import _decay
 from ._common import ONCE_TTL, RAW, check_member, once_token
 from ._time import check_at
@@ -128,7 +128,7 @@ class Leaderboard:
         members, scores = _check_columns(members, scores, "scores")
         if not members:
             return
-        pipe = self.client.pipeline(transaction=False)
+        pipe = pipeline_for(self.client)
         if hasattr(pipe, "batch"):
             pipe.batch("ZADD", self.key, scores, members)
         else:
@@ -149,7 +149,7 @@ class Leaderboard:
         ms, ds = _decay.aggregate(members, deltas, "delta")
         if not ms:
             return
-        pipe = self.client.pipeline(transaction=False)
+        pipe = pipeline_for(self.client)
         for part in range(0, len(ms), _CHUNK):
             self._incr_script.stage(pipe, [self.key, self._once()],
                                     [ONCE_TTL, *_interleave(ms[part:part + _CHUNK], ds[part:part + _CHUNK])])
@@ -317,7 +317,7 @@ class DecayingLeaderboard:
         if len(keys_args) == 1:
             replies = [self._incr_script(self.client, *keys_args[0])]
         else:
-            pipe = self.client.pipeline(transaction=False)
+            pipe = pipeline_for(self.client)
             for k, a in keys_args:
                 self._incr_script.stage(pipe, k, a)
             replies = run_pipeline(pipe)

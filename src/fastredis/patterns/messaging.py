@@ -31,7 +31,7 @@ from redis.retry import Retry
 
 from .._text import check_finite, to_str
 from ..keys import KeySpace, escape_part
-from ..scripts import LuaScript
+from ..scripts import LuaScript, execute, pipeline_for
 from ..serializers import Serializer, get_serializer
 
 __all__ = ["Channel", "Subscription", "Message", "Gap", "EventStream", "Consumer", "Entry", "PendingStats"]
@@ -408,7 +408,7 @@ class Channel:
             0
             >>> server.stop()
         """
-        return int(self.client.publish(self.channel, self.serializer.dumps(message)))
+        return int(execute(self.client, ("PUBLISH", self.channel, self.serializer.dumps(message))))
 
     def subscribe(
         self,
@@ -593,7 +593,7 @@ class EventStream:
             1
             >>> server.stop()
         """
-        return to_str(self.client.execute_command(*self._xadd_command(event)))
+        return to_str(execute(self.client, self._xadd_command(event)))
 
     def add_many(self, events: Sequence[Mapping[str, Any]]) -> List[str]:
         """Append many events in one pipeline; returns their ids.
@@ -609,7 +609,7 @@ class EventStream:
         commands = [self._xadd_command(e) for e in events]
         if not commands:
             return []
-        pipe = self.client.pipeline(transaction=False)
+        pipe = pipeline_for(self.client)
         for cmd in commands:
             pipe.execute_command(*cmd)
         return [to_str(x) for x in pipe.execute()]
@@ -672,7 +672,7 @@ class EventStream:
             0
             >>> server.stop()
         """
-        pipe = self.client.pipeline(transaction=False)
+        pipe = pipeline_for(self.client)
         pipe.execute_command("XPENDING", self.key, group)
         pipe.execute_command("XLEN", self.dead_key)
         summary, dead = pipe.execute()

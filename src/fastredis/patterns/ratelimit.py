@@ -44,7 +44,7 @@ from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tu
 
 from .. import _window
 from ..keys import KeyPart, KeySpace
-from ..scripts import LuaScript, run_once
+from ..scripts import LuaScript, pipeline_for, run_pipeline
 
 __all__ = [
     "Decision",
@@ -194,7 +194,7 @@ class _RateLimit:
             return []
         if _is_cluster_client(self.client):
             return self._run_on_cluster(keys, cost, mode)
-        return self._interpret(run_once(self.client, self._script, self._build(keys, cost, mode)))
+        return self._interpret(_run_commands(self.client, self._build(keys, cost, mode)))
 
     def _run_on_cluster(self, keys: Sequence[KeyPart], cost: int, mode: str) -> List[Decision]:
         """A ``redis.cluster.RedisCluster`` client: a script's keys must share a
@@ -210,7 +210,7 @@ class _RateLimit:
         for node, slots in by_node.values():
             order = [i for positions in slots.values() for i in positions]
             commands = [c for positions in slots.values() for c in self._build([keys[i] for i in positions], cost, mode)]
-            got = self._interpret(run_once(cluster.get_redis_connection(node), self._script, commands))
+            got = self._interpret(_run_commands(cluster.get_redis_connection(node), commands))
             for i, d in zip(order, got):
                 out[i] = d
         return out
@@ -447,3 +447,12 @@ class CompositeLimiter(_RateLimit):
 
     def __repr__(self) -> str:
         return f"CompositeLimiter({list(self._parts)!r})"
+
+
+def _run_commands(client: Any, commands: Sequence[Tuple[Any, ...]]) -> List[Any]:
+    """The limiter's EVALSHAs in one round trip. Not idempotent (a hit
+    consumes), so never re-sent once they may have reached the server."""
+    pipe = pipeline_for(client)
+    for command in commands:
+        pipe.execute_command(*command)
+    return run_pipeline(pipe)

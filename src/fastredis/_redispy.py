@@ -1,0 +1,229 @@
+"""Every redis-py internal that fastredis touches, in one place, checked at import.
+
+fastredis subclasses redis-py's client, pipeline and parser and calls some of
+their private methods. Those names can move between redis-py releases. This
+module imports each of them once, and checks that the methods fastredis
+overrides or calls still exist with the shape it expects. If one has moved,
+fastredis warns once (:class:`RedisPyCompatWarning`) and ``FAST_PATH`` is
+False: every client then takes redis-py's own paths (slower, never wrong).
+
+Supported: ``redis>=8.0.1,<9`` (8.0.1 and 8.1.0 are tested).
+
+Example::
+
+    >>> from fastredis import _redispy
+    >>> _redispy.FAST_PATH in (True, False)
+    True
+    >>> _redispy.REDIS_VERSION >= (8, 0)
+    True
+"""
+
+from __future__ import annotations
+
+import inspect
+import warnings
+from typing import Any, Callable, List, Tuple
+
+import redis
+import redis.client
+import redis.connection
+from redis.utils import SENTINEL
+
+__all__ = [
+    "FAST_PATH",
+    "PROBLEMS",
+    "REDIS_VERSION",
+    "RedisPyCompatWarning",
+    "SENTINEL",
+    "HiredisParser",
+    "NOT_ENOUGH_DATA",
+    "EMPTY_RESPONSE",
+    "NEVER_DECODE",
+    "OK_CALLBACKS",
+    "PLAIN_CONNECTIONS",
+    "SENTINEL_CONNECTIONS",
+    "record_operation_duration",
+    "record_error_count",
+    "observability_enabled",
+    "single_connection_event",
+]
+
+
+class RedisPyCompatWarning(RuntimeWarning):
+    """The installed redis-py moved an internal fastredis hooks into; fastredis
+    falls back to redis-py's own code paths (correct, slower)."""
+
+
+def _version(text: str) -> Tuple[int, ...]:
+    out: List[int] = []
+    for part in text.split(".")[:3]:
+        digits = "".join(ch for ch in part if ch.isdigit())
+        out.append(int(digits) if digits else 0)
+    return tuple(out)
+
+
+REDIS_VERSION = _version(getattr(redis, "__version__", "0"))
+PROBLEMS: List[str] = []
+
+
+def _get(module: Any, name: str, default: Any = None) -> Any:
+    if not hasattr(module, name):
+        PROBLEMS.append(f"{getattr(module, '__name__', module)}.{name} is missing")
+        return default
+    return getattr(module, name)
+
+
+def _need(cls: type, *names: str) -> None:
+    for name in names:
+        if not callable(getattr(cls, name, None)):
+            PROBLEMS.append(f"{cls.__module__}.{cls.__qualname__}.{name} is missing")
+
+
+def _params(func: Callable[..., Any], *expected: str) -> None:
+    try:
+        names = list(inspect.signature(func).parameters)
+    except (TypeError, ValueError):
+        PROBLEMS.append(f"cannot read the signature of {func!r}")
+        return
+    if names[: len(expected)] != list(expected):
+        PROBLEMS.append(f"{getattr(func, '__qualname__', func)} takes {names}, expected {list(expected)} first")
+
+
+if not ((8, 0, 1) <= REDIS_VERSION < (9,)):
+    PROBLEMS.append(f"redis-py {getattr(redis, '__version__', '?')} is outside the supported range >=8.0.1,<9")
+
+try:
+    from redis._parsers import hiredis as _hiredis_mod
+    from redis._parsers import helpers as _helpers
+except ImportError as e:  # pragma: no cover - depends on the installed redis-py
+    PROBLEMS.append(f"redis._parsers: {e}")
+    _hiredis_mod = _helpers = None  # type: ignore[assignment]
+
+
+class _Missing:  # a base class that keeps the subclasses importable
+    pass
+
+
+HiredisParser: Any = _get(_hiredis_mod, "_HiredisParser", _Missing) if _hiredis_mod else _Missing
+NOT_ENOUGH_DATA: Any = _get(_hiredis_mod, "NOT_ENOUGH_DATA", object()) if _hiredis_mod else object()
+EMPTY_RESPONSE: Any = _get(redis.client, "EMPTY_RESPONSE", "EMPTY_RESPONSE")
+NEVER_DECODE: Any = _get(redis.client, "NEVER_DECODE", "NEVER_DECODE")
+#: redis-py's "OK -> True" callbacks, which the pipeline core applies inline.
+OK_CALLBACKS: Tuple[Any, ...] = tuple(
+    f for f in (getattr(_helpers, "parse_set_result", None), getattr(_helpers, "bool_ok", None)) if f is not None
+)
+
+_need(HiredisParser, "on_connect", "read_from_socket", "parse_error", "handle_push_response", "read_response")
+_need(
+    redis.Redis,
+    "_execute_command",
+    "_send_command_parse_response",
+    "_close_connection",
+    "parse_response",
+    "execute_command",
+)
+_params(redis.Redis._send_command_parse_response, "self", "conn", "command_name")
+_params(redis.Redis._close_connection, "self", "conn", "error", "failure_count", "start_time", "command_name")
+_need(
+    redis.client.Pipeline,
+    "_execute_pipeline",
+    "_execute_transaction",
+    "pipeline_execute_command",
+    "immediate_execute_command",
+    "annotate_exception",
+    "raise_first_error",
+    "_disconnect_raise_on_watching",
+    "load_scripts",
+    "reset",
+    "execute",
+)
+_params(redis.client.Pipeline.__init__, "self", "connection_pool", "response_callbacks", "transaction", "shard_hint")
+_params(redis.client.Pipeline._execute_pipeline, "self", "connection", "commands", "raise_on_error")
+_params(redis.client.Pipeline._execute_transaction, "self", "connection", "commands", "raise_on_error")
+_need(
+    redis.connection.Connection,
+    "send_packed_command",
+    "read_response",
+    "check_health",
+    "connect",
+    "disconnect",
+    "_host_error",
+    "should_reconnect",
+)
+
+#: Connection classes whose sockets the fast path may drive directly.
+PLAIN_CONNECTIONS: Tuple[type, ...] = (
+    redis.connection.Connection,
+    redis.connection.SSLConnection,
+    redis.connection.UnixDomainSocketConnection,
+)
+try:
+    from redis.sentinel import SentinelManagedConnection, SentinelManagedSSLConnection
+
+    #: Sentinel-managed connections: fast path, plus their READONLY rule.
+    SENTINEL_CONNECTIONS: Tuple[type, ...] = (SentinelManagedConnection, SentinelManagedSSLConnection)
+except ImportError:  # pragma: no cover
+    SENTINEL_CONNECTIONS = ()
+
+try:
+    from redis.observability import recorder as _recorder
+
+    record_operation_duration: Callable[..., Any] = _recorder.record_operation_duration
+    record_error_count: Callable[..., Any] = _recorder.record_error_count
+except (ImportError, AttributeError):  # pragma: no cover - older redis-py
+
+    def record_operation_duration(*args: Any, **kwargs: Any) -> None:
+        return None
+
+    def record_error_count(*args: Any, **kwargs: Any) -> None:
+        return None
+
+    _recorder = None  # type: ignore[assignment]
+
+
+_observability_checked_at = -1e9
+_observability_on = True
+
+
+def observability_enabled() -> bool:
+    """Whether redis-py's metrics are on; re-checked at most once a second,
+    because redis-py's own check costs microseconds per command. When it
+    cannot be told, it is assumed on (redis-py's path records as usual)."""
+    global _observability_checked_at, _observability_on
+    import time
+
+    if _recorder is None:
+        return False
+
+    now = time.monotonic()
+    if now - _observability_checked_at > 1.0:
+        try:
+            _observability_on = (
+                _recorder._metrics_collector is not None or _recorder._get_or_create_collector() is not None
+            )
+        except Exception:
+            _observability_on = True
+        _observability_checked_at = now
+    return _observability_on
+
+
+def single_connection_event(client: Any) -> None:
+    """Dispatch redis-py's event for a client that built its single connection."""
+    try:
+        from redis.event import AfterSingleConnectionInstantiationEvent, ClientType
+    except ImportError:  # pragma: no cover
+        return
+    client._event_dispatcher.dispatch(
+        AfterSingleConnectionInstantiationEvent(client.connection, ClientType.SYNC, client.single_connection_lock)
+    )
+
+
+FAST_PATH = not PROBLEMS
+if PROBLEMS:
+    warnings.warn(
+        "fastredis: the installed redis-py differs from what fastredis hooks into ("
+        + "; ".join(PROBLEMS)
+        + "); fastredis falls back to redis-py's own code paths, which are correct but slower.",
+        RedisPyCompatWarning,
+        stacklevel=2,
+    )

@@ -10,16 +10,13 @@
 --
 -- KEYS[1]: the sorted set of stored scores
 -- KEYS[2]: the landmark L (string, epoch seconds, '%.17g')
--- KEYS[3]: the once-key of this call; if it exists the call already ran (a
---          retry after a lost reply) and nothing is applied
 -- ARGV[1]: lambda, per second (ln 2 / half_life)
 -- ARGV[2]: rebase threshold: the largest exponent lambda * (t - L) kept (~300)
--- ARGV[3]: once-key lifetime in seconds (integer)
--- ARGV[4]: L_c, the landmark (epoch seconds) the values were computed against;
+-- ARGV[3]: L_c, the landmark (epoch seconds) the values were computed against;
 --          or 'now': values are raw weights of events at the server's TIME
--- ARGV[5..]: member, value pairs (finite numbers)
+-- ARGV[4..]: member, value pairs (finite numbers)
 -- Returns: {L after the call ('%.17g'), number of distinct members changed}
--- idempotent: yes
+-- idempotent: no (a second run adds the increments again)
 local function fmt(x) return string.format('%.17g', x) end
 local function finite(x) return x ~= nil and x == x and x ~= math.huge and x ~= -math.huge end
 
@@ -27,19 +24,16 @@ local lam, limit = tonumber(ARGV[1]), tonumber(ARGV[2])
 local raw = redis.call('GET', KEYS[2])
 local Ls = nil
 if raw then Ls = tonumber(raw) end
-if redis.call('SET', KEYS[3], '1', 'EX', ARGV[3], 'NX') == false then
-  return {raw or '', 0}
-end
 
 local Lc, mult = nil, 1.0
-if ARGV[4] == 'now' then
+if ARGV[3] == 'now' then
   local t = redis.call('TIME')
   local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
   Lc = Ls
   if Ls == nil or lam * (now - Ls) > limit then Lc = now end
   mult = math.exp(lam * (now - Lc))
 else
-  Lc = tonumber(ARGV[4])
+  Lc = tonumber(ARGV[3])
 end
 
 local rebase = nil
@@ -54,11 +48,10 @@ else
 end
 
 local pending, order = {}, {}
-for i = 5, #ARGV, 2 do
+for i = 4, #ARGV, 2 do
   local m = ARGV[i]
   local v = tonumber(ARGV[i + 1])
   if not finite(v) then
-    redis.call('DEL', KEYS[3])
     return redis.error_reply('ERR weight is not a finite number')
   end
   local cur = pending[m]
@@ -69,7 +62,6 @@ for i = 5, #ARGV, 2 do
   end
   cur = cur + v * mult
   if not finite(cur) then
-    redis.call('DEL', KEYS[3])
     return redis.error_reply('ERR score overflow: a stored score would be infinite')
   end
   pending[m] = cur

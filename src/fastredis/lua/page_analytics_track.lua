@@ -3,27 +3,21 @@
 --
 -- KEYS[1]: the total view counter (string integer)
 -- KEYS[2]: the all-time unique users HyperLogLog
--- KEYS[3]: the once-key of this call; if it exists the call already ran (a
---          retry after a lost reply) and nothing is applied
--- KEYS[4..3+m]: activity bucket HyperLogLog keys (bucket i covers epoch
+-- KEYS[3..2+m]: activity bucket HyperLogLog keys (bucket i covers epoch
 --          seconds [i*width, (i+1)*width)), including the server-time candidates
 -- ARGV[1]: bucket width in seconds (integer)
 -- ARGV[2]: activity bucket lifetime in seconds after the bucket ends (integer)
--- ARGV[3]: once-key lifetime in seconds (integer)
--- ARGV[4..3+m]: the bucket index of each bucket key
--- ARGV[4+m..]: event pairs: time in epoch seconds ('' = server TIME), user id
+-- ARGV[3..2+m]: the bucket index of each bucket key
+-- ARGV[3+m..]: event pairs: time in epoch seconds ('' = server TIME), user id
 -- Returns: the total view count after the call
--- idempotent: yes
+-- idempotent: no (a second run counts the views again)
 local width = tonumber(ARGV[1])
-local m = #KEYS - 3
+local m = #KEYS - 2
 local byidx = {}
-for j = 1, m do byidx[tonumber(ARGV[3 + j])] = j end
-if redis.call('SET', KEYS[3], '1', 'EX', ARGV[3], 'NX') == false then
-  return tonumber(redis.call('GET', KEYS[1]) or '0')
-end
+for j = 1, m do byidx[tonumber(ARGV[2 + j])] = j end
 local now = nil
 local users, per = {}, {}
-for i = 4 + m, #ARGV, 2 do
+for i = 3 + m, #ARGV, 2 do
   local t
   if ARGV[i] == '' then
     if not now then
@@ -36,7 +30,6 @@ for i = 4 + m, #ARGV, 2 do
   end
   local j = byidx[math.floor(t / width)]
   if not j then
-    redis.call('DEL', KEYS[3])
     return redis.error_reply('ERR clock skew: the server time is outside the candidate buckets; pass at=')
   end
   if not per[j] then per[j] = {} end
@@ -51,9 +44,9 @@ local function pfadd(key, list)
   end
 end
 for j, list in pairs(per) do
-  local key = KEYS[3 + j]
+  local key = KEYS[2 + j]
   pfadd(key, list)
-  redis.call('EXPIREAT', key, (tonumber(ARGV[3 + j]) + 1) * width + tonumber(ARGV[2]))
+  redis.call('EXPIREAT', key, (tonumber(ARGV[2 + j]) + 1) * width + tonumber(ARGV[2]))
 end
 pfadd(KEYS[2], users)
 return redis.call('INCRBY', KEYS[1], #users)

@@ -2,14 +2,12 @@
 
 Example::
 
-    >>> once_key_ttl = ONCE_TTL
     >>> chunks([1, 2, 3], 2)
     [[1, 2], [3]]
 """
 
 from __future__ import annotations
 
-import uuid
 from typing import Any, List, Sequence
 
 from redis.client import NEVER_DECODE
@@ -19,22 +17,7 @@ from redis.client import NEVER_DECODE
 # also on a decode_responses=True client.
 RAW = {NEVER_DECODE: True}
 
-__all__ = ["ONCE_TTL", "RAW", "once_token", "chunks", "check_member"]
-
-#: Lifetime (s) of the once-key that makes a non-idempotent script safe to
-#: replay under the client's retry policy: a retry within this time is a no-op.
-ONCE_TTL = 120
-
-
-def once_token() -> str:
-    """A fresh call token (the last part of a once-key).
-
-    Example::
-
-        >>> len(once_token())
-        32
-    """
-    return uuid.uuid4().hex
+__all__ = ["RAW", "chunks", "check_member"]
 
 
 def chunks(seq: Sequence[Any], size: int) -> List[Sequence[Any]]:

@@ -28,7 +28,7 @@ from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tu
 from .._text import check_finite
 from ..keys import KeySpace
 from ..scripts import LuaScript, pipeline_for, run_pipeline
-from ._common import ONCE_TTL, check_member, once_token
+from ._common import check_member
 from ._time import (DayLike, bucket_index, bucket_width, candidate_indexes, check_at,
                     day_label)
 
@@ -189,7 +189,7 @@ class PageAnalytics:
         self._ttl = int(self.active_window) + self.width
 
     def _keys(self, page: Any) -> List[str]:
-        return [self._ks.tagged(page, "total"), self._ks.tagged(page, "uniq"), self._ks.tagged(page, "once", once_token())]
+        return [self._ks.tagged(page, "total"), self._ks.tagged(page, "uniq")]
 
     def _bucket_key(self, page: Any, index: int) -> str:
         return self._ks.tagged(page, "active", index * self.width)
@@ -202,7 +202,7 @@ class PageAnalytics:
         idx.extend(bucket_index(a, self.width) for a, _ in events if a != "")
         idx = sorted(set(idx))
         keys = self._keys(page) + [self._bucket_key(page, i) for i in idx]
-        args: List[Any] = [self.width, self._ttl, ONCE_TTL, *idx]
+        args: List[Any] = [self.width, self._ttl, *idx]
         for a, user in events:
             args.append(a)
             args.append(user)
@@ -393,8 +393,8 @@ class CounterSeries:
             raise ValueError(f"n must be an int (64-bit), got {n!r}")
         series = check_member(series, "series")
         at_arg, idx = _at_and_indexes(at, self.width)
-        keys = [self._ks.tagged(self.name, "once", once_token())] + [self._key(series, i) for i in idx]
-        reply = self._incr(self.client, keys, [self.width, self.retention, ONCE_TTL, n, at_arg, *idx])
+        keys = [self._key(series, i) for i in idx]
+        reply = self._incr(self.client, keys, [self.width, self.retention, n, at_arg, *idx])
         return int(reply[1])
 
     def range(self, series: Any, start: float, end: float) -> List[Tuple[float, int]]:

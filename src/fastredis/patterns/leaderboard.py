@@ -33,7 +33,7 @@ from .._text import check_finite, to_str
 from ..keys import KeySpace
 from ..scripts import LuaScript, pipeline_for, run_pipeline
 from .. import _decay
-from ._common import ONCE_TTL, RAW, check_member, once_token
+from ._common import RAW, check_member
 from ._time import check_at
 
 __all__ = ["Leaderboard", "DecayingLeaderboard"]
@@ -91,9 +91,6 @@ class Leaderboard:
         self._ks = KeySpace(prefix)
         self.key = self._ks.tagged(name, "z")
 
-    def _once(self) -> str:
-        return self._ks.tagged(self.name, "once", once_token())
-
     # -- writes ---------------------------------------------------------
     def add(self, member: Any, score: float) -> None:
         """Set ``member``'s score (replacing any previous one).
@@ -103,12 +100,14 @@ class Leaderboard:
         self.client.execute_command("ZADD", self.key, check_finite(score, "score"), check_member(member))
 
     def incr(self, member: Any, delta: float = 1.0) -> float:
-        """Add ``delta`` to ``member``'s score and return the new score (safe to retry).
+        """Add ``delta`` to ``member``'s score and return the new score.
+
+        Never re-sent once it may have reached the server: a lost reply raises
+        :class:`~fastredis.exceptions.OutcomeUnknownError`.
 
         Example: ``lb.incr("ann", 2)  # -> 14.5``
         """
-        reply = self._incr_script(self.client, [self.key, self._once()],
-                                  [ONCE_TTL, check_member(member), check_finite(delta, "delta")])
+        reply = self._incr_script(self.client, [self.key], [check_member(member), check_finite(delta, "delta")])
         return float(reply[0])
 
     def remove(self, *members: Any) -> int:
@@ -151,8 +150,7 @@ class Leaderboard:
             return
         pipe = pipeline_for(self.client)
         for part in range(0, len(ms), _CHUNK):
-            self._incr_script.stage(pipe, [self.key, self._once()],
-                                    [ONCE_TTL, *_interleave(ms[part:part + _CHUNK], ds[part:part + _CHUNK])])
+            self._incr_script.stage(pipe, [self.key], _interleave(ms[part:part + _CHUNK], ds[part:part + _CHUNK]))
         run_pipeline(pipe)
 
     # -- reads ----------------------------------------------------------
@@ -289,7 +287,8 @@ class DecayingLeaderboard:
         event. Increments ``w * exp(lambda * (t - L))`` are computed and summed per
         member on the client, against the landmark L it last saw; the script
         rescales them if L has moved since. Each chunk of 10 000 distinct
-        members is applied atomically and at most once (safe to retry).
+        members is applied atomically and at most once (never re-sent once it
+        may have reached the server).
 
         Example: ``hot.incr_many(["a", "b", "a"], [1, 1, 1], at=[0, 5, 9])``
         """
@@ -309,8 +308,8 @@ class DecayingLeaderboard:
 
     def _apply(self, ms: List[Any], vs: List[float], mode: Any) -> None:
         keys_args = [
-            ([self.key, self.landmark_key, self._ks.tagged(self.name, "once", once_token())],
-             [self.lam, _decay.REBASE_EXPONENT, ONCE_TTL, mode,
+            ([self.key, self.landmark_key],
+             [self.lam, _decay.REBASE_EXPONENT, mode,
               *_interleave(ms[p:p + _CHUNK], vs[p:p + _CHUNK])])
             for p in range(0, len(ms), _CHUNK)
         ]

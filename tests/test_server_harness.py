@@ -90,6 +90,11 @@ def test_unix_socket() -> None:
     assert not os.path.exists(path)
 
 
+def test_server_factory_passes_options(server_factory) -> None:  # type: ignore[no-untyped-def]
+    server = server_factory("--maxmemory", "10mb", unixsocket=True)
+    assert redis.Redis(unix_socket_path=server.unix_socket).config_get("maxmemory") == {"maxmemory": "10485760"}
+
+
 def test_unix_url_needs_unixsocket() -> None:
     with RedisServer() as server:
         assert server.unix_socket is None

@@ -724,7 +724,7 @@ class RedisSentinel:
         self.host = host
         self.service_name = service_name
         self.startup_timeout = startup_timeout
-        self.master: Optional[RedisServer] = None  # type: ignore[assignment]
+        self.master: Optional[RedisServer] = None
         self.replicas: List[RedisServer] = []
         self.sentinel_servers: List[RedisServer] = []
         sentinel_binary = sentinel_binary or find_redis_sentinel()

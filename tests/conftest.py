@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import importlib
 import os
-from typing import Callable, Iterator, List
+from typing import Any, Callable, Iterator, List
 
 import pytest
 import redis
@@ -91,7 +91,9 @@ def any_client(request: pytest.FixtureRequest, redis_url: str) -> Iterator["redi
 
 @pytest.fixture
 def server_factory() -> Iterator[Callable[..., RedisServer]]:
-    """Start private servers (``server_factory(*extra_args)``); all stop at teardown.
+    """Start private servers (``server_factory(*extra_args, **RedisServer_kwargs)``,
+    e.g. ``server_factory(unixsocket=True)`` or ``server_factory(tls=True)``);
+    all stop at teardown.
 
     Tests that restart, kill or pause a server need their own, so they are
     skipped when ``FASTREDIS_REDIS_URL`` points at an external server.
@@ -100,8 +102,8 @@ def server_factory() -> Iterator[Callable[..., RedisServer]]:
         pytest.skip("needs private redis-server processes; FASTREDIS_REDIS_URL is set")
     started: List[RedisServer] = []
 
-    def start(*extra_args: str) -> RedisServer:
-        server = RedisServer(*extra_args)
+    def start(*extra_args: str, **kwargs: Any) -> RedisServer:
+        server = RedisServer(*extra_args, **kwargs)
         started.append(server)
         return server
 

@@ -247,13 +247,3 @@ def test_restart_and_killed_connections(private_server):
     assert hot.score("b", at=1000) == pytest.approx(4.0)
     assert lb.incr("a", 1) == 6.0
     c.close()
-
-
-def test_incr_replay_is_applied_once(any_client):
-    """A retried script call (same once-key) does not apply twice."""
-    lb = Leaderboard(any_client, "once")
-    script = Leaderboard._incr_script
-    keys = [lb.key, "lb:{once}:once:fixed"]
-    assert script(any_client, keys, [120, "a", 5]) in ([b"5"], ["5"])  # first call
-    assert script(any_client, keys, [120, "a", 5]) in ([b"5"], ["5"])  # replay: current score
-    assert lb.score("a") == 5.0

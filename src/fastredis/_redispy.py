@@ -79,7 +79,10 @@ def _need(cls: type, *names: str) -> None:
             PROBLEMS.append(f"{cls.__module__}.{cls.__qualname__}.{name} is missing")
 
 
-def _params(func: Callable[..., Any], *expected: str) -> None:
+def _params(owner: type, name: str, *expected: str) -> None:
+    func = getattr(owner, name, None)
+    if func is None:
+        return  # reported by _need
     try:
         names = list(inspect.signature(func).parameters)
     except (TypeError, ValueError):
@@ -122,8 +125,8 @@ _need(
     "parse_response",
     "execute_command",
 )
-_params(redis.Redis._send_command_parse_response, "self", "conn", "command_name")
-_params(redis.Redis._close_connection, "self", "conn", "error", "failure_count", "start_time", "command_name")
+_params(redis.Redis, "_send_command_parse_response", "self", "conn", "command_name")
+_params(redis.Redis, "_close_connection", "self", "conn", "error", "failure_count", "start_time", "command_name")
 _need(
     redis.client.Pipeline,
     "_execute_pipeline",
@@ -137,9 +140,9 @@ _need(
     "reset",
     "execute",
 )
-_params(redis.client.Pipeline.__init__, "self", "connection_pool", "response_callbacks", "transaction", "shard_hint")
-_params(redis.client.Pipeline._execute_pipeline, "self", "connection", "commands", "raise_on_error")
-_params(redis.client.Pipeline._execute_transaction, "self", "connection", "commands", "raise_on_error")
+_params(redis.client.Pipeline, "__init__", "self", "connection_pool", "response_callbacks", "transaction", "shard_hint")
+_params(redis.client.Pipeline, "_execute_pipeline", "self", "connection", "commands", "raise_on_error")
+_params(redis.client.Pipeline, "_execute_transaction", "self", "connection", "commands", "raise_on_error")
 _need(
     redis.connection.Connection,
     "send_packed_command",

@@ -100,6 +100,8 @@ class Redis(redis.Redis):
 
     def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> Pipeline:
         """A :class:`Pipeline` (redis-py semantics, fast staging and execute)."""
+        if not _redispy.FAST_PATH:  # redis-py moved what Pipeline hooks into
+            return redis.client.Pipeline(self.connection_pool, self.response_callbacks, transaction, shard_hint)  # type: ignore[return-value]
         pipe = self.pipeline_class(self.connection_pool, self.response_callbacks, transaction, shard_hint)
         if self.retry_writes:
             pipe.retry_writes = True

@@ -18,8 +18,10 @@ import platform
 import re
 import shutil
 import statistics
+import multiprocessing
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional
@@ -222,6 +224,61 @@ def _single_get(n: int) -> Callable[[Any], Callable[[], Any]]:
     return prepare
 
 
+def _threads_get(n: int, threads: int) -> Callable[[Any], Callable[[], Any]]:
+    """``threads`` threads sharing one client, each a GET loop (n GETs in all)."""
+
+    def prepare(c: Any) -> Callable[[], Any]:
+        c.set("single", "value")
+        per = n // threads
+
+        def worker() -> None:
+            get = c.get
+            for _ in range(per):
+                get("single")
+
+        def run() -> Any:
+            pool = [threading.Thread(target=worker) for _ in range(threads)]
+            for t in pool:
+                t.start()
+            for t in pool:
+                t.join()
+
+        return run
+
+    return prepare
+
+
+def _processes_get(n: int, procs: int) -> Callable[[Any], Callable[[], Any]]:
+    """``procs`` forked processes, each with its own client of the same class,
+    each a GET loop (n GETs in all; the fork is inside the timing, for both)."""
+
+    def prepare(c: Any) -> Callable[[], Any]:
+        c.set("single", "value")
+        kw = c.connection_pool.connection_kwargs
+        cls, host, port, per = type(c), kw["host"], kw["port"], n // procs
+
+        def worker() -> None:
+            client = cls(host=host, port=port)
+            get = client.get
+            for _ in range(per):
+                get("single")
+            client.close()
+
+        def run() -> Any:
+            ctx = multiprocessing.get_context("fork")
+            pool = [ctx.Process(target=worker) for _ in range(procs)]
+            for p in pool:
+                p.start()
+            for p in pool:
+                p.join()
+                if p.exitcode != 0:
+                    raise RuntimeError(f"a benchmark worker process failed with exit code {p.exitcode}")
+
+        return run
+
+    return prepare
+
+
 CASES: List[Case] = [
     # 10k cases take ~10 ms a round, so one scheduler hiccup moves a median of
     # 5: they get 21 rounds.
@@ -238,6 +295,8 @@ CASES: List[Case] = [
     Case("batch() 100k SET", 100_000, _batch_set(100_000), "≥ 10×"),
     Case("batch() 100k ZADD", 100_000, _batch_zadd(100_000), "≥ 10×"),
     Case("single-command GET loop 10k", 10_000, _single_get(10_000), "≥ 1.2×"),
+    Case("16 threads x GET loop, one client (32k)", 32_000, _threads_get(32_000, 16), "≥ 1×"),
+    Case("4 processes x GET loop (32k)", 32_000, _processes_get(32_000, 4), "≥ 1×"),
 ]
 
 

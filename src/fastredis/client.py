@@ -37,7 +37,7 @@ from typing import Any
 import redis
 
 from . import _redispy, _resp
-from .connection import FastParser, install_fast_parser, is_fast_connection
+from .connection import _FAST_TYPES, FastParser, install_fast_parser
 from .pipeline import _SPECIAL_COMMANDS, Pipeline
 from .retry_policy import call_with_policy
 
@@ -109,13 +109,65 @@ class Redis(redis.Redis):
 
     def _execute_command(self, *args: Any, **options: Any) -> Any:
         """redis-py's single-command path (pool, retry, health checks,
-        reconnect) under the write-retry policy."""
+        reconnect) under the write-retry policy. Written to work on any
+        ``redis.Redis`` (see :func:`execute_command`)."""
         if not _redispy.FAST_PATH:
             return super()._execute_command(*args, **options)
-        return execute_command(self, args, options)
+        pool = self.connection_pool
+        command_name = args[0]
+        conn = self.connection or pool.get_connection()
+        start_time = time.monotonic()
+        attempts = [0]
+
+        def failure_callback(error: Exception, failure_count: int) -> None:
+            attempts[0] = failure_count
+            self._close_connection(conn, error, failure_count, start_time, command_name)
+
+        single = self._single_connection_client
+        if single:
+            self.single_connection_lock.acquire()
+        try:
+            result = call_with_policy(
+                conn,
+                lambda: self._send_command_parse_response(conn, command_name, *args, **options),
+                failure_callback,
+                (args,),
+                getattr(self, "retry_writes", False),
+            )
+            if _redispy.observability_enabled():
+                _redispy.record_operation_duration(
+                    command_name=command_name,
+                    duration_seconds=time.monotonic() - start_time,
+                    server_address=getattr(conn, "host", None),
+                    server_port=getattr(conn, "port", None),
+                    db_namespace=str(getattr(conn, "db", "")),
+                )
+            return result
+        except Exception as e:
+            if _redispy.observability_enabled():
+                _redispy.record_error_count(
+                    server_address=getattr(conn, "host", None),
+                    server_port=getattr(conn, "port", None),
+                    network_peer_address=getattr(conn, "host", None),
+                    network_peer_port=getattr(conn, "port", None),
+                    error_type=e,
+                    retry_attempts=attempts[0],
+                    is_internal=False,
+                )
+            raise
+        finally:
+            try:
+                if conn and conn.should_reconnect():
+                    self._close_connection(conn)
+                    conn.connect()
+            finally:
+                if single:
+                    self.single_connection_lock.release()
+                if not self.connection:
+                    pool.release(conn)
 
     def _send_command_parse_response(self, conn: Any, command_name: str, *args: Any, **options: Any) -> Any:
-        if command_name in _SPECIAL_COMMANDS or not is_fast_connection(conn):
+        if command_name in _SPECIAL_COMMANDS or type(conn) not in _FAST_TYPES or not isinstance(conn._parser, FastParser):
             return super()._send_command_parse_response(conn, command_name, *args, **options)
         conn.send_packed_command([self.parser_class.core.pack_command(args, conn.encoder.encoding, conn.encoder.encoding_errors)])
         return self.parse_response(conn, command_name, **options)
@@ -137,58 +189,7 @@ def execute_command(client: Any, args: Any, options: Any) -> Any:
         1
         >>> server.stop()
     """
-    observe = _redispy.observability_enabled()
-    pool = client.connection_pool
-    command_name = args[0]
-    conn = client.connection or pool.get_connection()
-    start_time = time.monotonic()
-    attempts = [0]
-
-    def failure_callback(error: Exception, failure_count: int) -> None:
-        attempts[0] = failure_count
-        client._close_connection(conn, error, failure_count, start_time, command_name)
-
-    if client._single_connection_client:
-        client.single_connection_lock.acquire()
-    try:
-        result = call_with_policy(
-            conn,
-            lambda: client._send_command_parse_response(conn, command_name, *args, **options),
-            failure_callback,
-            lambda: (args,),
-            retry_writes=getattr(client, "retry_writes", False),
-        )
-        if observe:
-            _redispy.record_operation_duration(
-                command_name=command_name,
-                duration_seconds=time.monotonic() - start_time,
-                server_address=getattr(conn, "host", None),
-                server_port=getattr(conn, "port", None),
-                db_namespace=str(getattr(conn, "db", "")),
-            )
-        return result
-    except Exception as e:
-        if observe:
-            _redispy.record_error_count(
-                server_address=getattr(conn, "host", None),
-                server_port=getattr(conn, "port", None),
-                network_peer_address=getattr(conn, "host", None),
-                network_peer_port=getattr(conn, "port", None),
-                error_type=e,
-                retry_attempts=attempts[0],
-                is_internal=False,
-            )
-        raise
-    finally:
-        try:
-            if conn and conn.should_reconnect():
-                client._close_connection(conn)
-                conn.connect()
-        finally:
-            if client._single_connection_client:
-                client.single_connection_lock.release()
-            if not client.connection:
-                pool.release(conn)
+    return Redis._execute_command(client, *args, **options)
 
 
 def client_class_for(core: Any) -> type:

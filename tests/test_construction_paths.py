@@ -229,7 +229,11 @@ def _close(client: redis.Redis) -> None:
     pool.disconnect()
     manager = getattr(pool, "sentinel_manager", None)
     if manager is not None:
-        manager.close()
+        if hasattr(manager, "close"):  # redis-py 8.1; 8.0's Sentinel has none
+            manager.close()
+        else:
+            for s in manager.sentinels:
+                s.close()
 
 
 # -- recording outcomes ------------------------------------------------------------------------

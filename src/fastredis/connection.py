@@ -142,11 +142,28 @@ class FastParser(HiredisParser):  # type: ignore[misc,valid-type]
         )
         self.connection_error: Optional[ConnectionError] = None
         self.error_count = 0
+        self._poller: Any = None
         self._spin_poller: Any = None
         # Not TLS: bytes buffered inside the TLS layer are invisible to poll.
-        if SPIN_SECONDS > 0 and hasattr(select, "poll") and type(self._sock) is socket.socket:
-            self._spin_poller = select.poll()
-            self._spin_poller.register(self._sock, select.POLLIN)
+        if hasattr(select, "poll") and type(self._sock) is socket.socket:
+            self._poller = select.poll()
+            self._poller.register(self._sock, select.POLLIN)
+            if SPIN_SECONDS > 0:
+                self._spin_poller = self._poller
+
+    def peer_closed(self) -> bool:
+        """Whether the server closed this idle connection (an idle timeout,
+        ``CLIENT KILL``, a restart): one ``poll``; the socket is read only if
+        it is readable. A command written to such a socket was never run, so
+        the write-retry policy checks this before writing."""
+        poller = self._poller
+        if poller is None or not poller.poll(0):
+            return False
+        try:
+            self.read_from_socket(timeout=0, raise_on_timeout=False)
+        except (ConnectionError, TimeoutError, OSError):
+            return True
+        return False
 
     def read_from_socket(self, timeout: Any = SENTINEL, raise_on_timeout: bool = True) -> Any:
         """Poll the socket for up to ``SPIN_SECONDS`` before redis-py's blocking read,

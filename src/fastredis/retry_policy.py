@@ -189,10 +189,7 @@ def call_with_policy(
         written = False
         try:
             if owned:
-                if conn._sock is None:
-                    conn.connect()
-                if conn.health_check_interval:
-                    conn.check_health()
+                _ready(conn)
             written = True
             return do()
         except supported as error:
@@ -205,6 +202,18 @@ def call_with_policy(
             pause = backoff.compute(failures)
             if pause > 0:
                 time.sleep(pause)
+
+
+def _ready(conn: Any) -> None:
+    """Connect, drop a connection the server closed while idle, health-check:
+    a failure here is known to come before any byte of the command."""
+    if conn._sock is None:
+        conn.connect()
+    elif conn._parser.peer_closed():
+        conn.disconnect()
+        raise ConnectionError("Connection closed by server.")
+    if conn.health_check_interval:
+        conn.check_health()
 
 
 def _listed(commands: Any) -> Iterable[Sequence[Any]]:
@@ -239,10 +248,7 @@ def _call_with_user_retry(
     def attempt() -> T:
         state[0] = False
         if owned:
-            if conn._sock is None:
-                conn.connect()
-            if conn.health_check_interval:
-                conn.check_health()
+            _ready(conn)
         state[0] = True
         return do()
 

@@ -18,6 +18,8 @@ cdef class CommandBuffer:
     cdef int _write_count(self, char tag, Py_ssize_t n) except -1
     cdef int _write_bulk(self, const char* p, Py_ssize_t n) except -1
     cdef int _write_arg(self, object v) except -1
+    cdef inline int _write_text(self, object v) except -1
+    cdef int _write_double(self, double d) except -1
     cdef int _write_arg_slow(self, object v, bint batch) except -1
     cdef bytes _name_parts(self, object name, Py_ssize_t* count)
     cdef inline int _fixed_head(self, bytes name, Py_ssize_t n) except -1

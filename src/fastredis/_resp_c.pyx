@@ -7,23 +7,28 @@
 b'*3\\r\\n$3\\r\\nSET\\r\\n$1\\r\\nk\\r\\n$1\\r\\n1\\r\\n'
 """
 
-from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE, PyBytes_CheckExact, PyBytes_FromStringAndSize
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE, PyBytes_CheckExact, PyBytes_Check
+from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_FromObject
+from cpython.bytearray cimport PyByteArray_Check
+from cpython.memoryview cimport PyMemoryView_Check
+from cpython.number cimport PyNumber_Index, PyNumber_Float
+from cpython.sequence cimport PySequence_Fast_GET_SIZE, PySequence_Fast_GET_ITEM
 from cpython.unicode cimport PyUnicode_CheckExact, PyUnicode_Check, PyUnicode_AsEncodedString
 from cpython.unicode cimport PyUnicode_AsUTF8AndSize, PyUnicode_DecodeUTF8, PyUnicode_Decode
 from cpython.long cimport PyLong_CheckExact, PyLong_Check, PyLong_AsLongLongAndOverflow, PyLong_FromLongLong
 from cpython.float cimport PyFloat_CheckExact, PyFloat_Check, PyFloat_AS_DOUBLE, PyFloat_FromDouble
-from cpython.bool cimport PyBool_Check
-from cpython.list cimport PyList_Append, PyList_GET_SIZE, PyList_GET_ITEM, PyList_CheckExact
-from cpython.tuple cimport PyTuple_CheckExact, PyTuple_GET_SIZE, PyTuple_GET_ITEM
+from cpython.list cimport PyList_Append, PyList_GET_SIZE, PyList_GET_ITEM, PyList_CheckExact, PyList_Check
+from cpython.tuple cimport PyTuple_CheckExact, PyTuple_Check, PyTuple_GET_SIZE, PyTuple_GET_ITEM
 from cpython.dict cimport PyDict_SetItem, PyDict_GetItem
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
 from cpython.mem cimport PyMem_Malloc, PyMem_Realloc, PyMem_Free
-from cpython.object cimport PyObject
+from cpython.object cimport PyObject, PyObject_Str
 from cpython.conversion cimport PyOS_double_to_string, PyOS_string_to_double
 from libc.string cimport memcpy, memchr, memmove
 from libc.math cimport isinf, signbit
 
 import codecs
+import sys
 from collections.abc import Sequence
 
 from hiredis import PushNotification
@@ -49,6 +54,11 @@ MAX_DEPTH = C_MAX_DEPTH
 cdef object _BYTES_LIKE = (bytes, bytearray, memoryview)
 cdef object _INCOMPLETE = object()
 cdef Py_ssize_t _NAME_CACHE_MAX = 512
+
+
+cdef object _numpy():
+    """numpy if it is imported (no numpy object can exist before), else None."""
+    return sys.modules.get("numpy")
 
 
 cdef object _invalid(object value):
@@ -91,7 +101,13 @@ cdef extern from *:
             rem = X & ((((u128)1) << sh) - 1);
             half = ((u128)1) << (sh - 1);
             if (rem > half) { N += 1; D = (((u128)1) << sh) - rem; }
-            else if (rem == half) return -1;
+            else if (rem == half) {
+                /* d lies halfway between two k-digit decimals. Neither reads
+                   back when the gap to them exceeds half an ulp (2D > 5^k):
+                   try k+1 (e.g. 12345.25 at k=1). Else dtoa breaks the tie. */
+                if (2 * rem > p5) continue;
+                return -1;
+            }
             else D = rem;
             if (m == (1ULL << 52) && rem <= half && D != 0) {
                 if (4 * D < p5) break;   /* below a power of two the gap halves */
@@ -155,15 +171,25 @@ cdef bint _is_ndarray(object v):
 
 
 cdef bint _is_column(object v):
-    if isinstance(v, (str, bytes, bytearray, memoryview)):
+    if PyUnicode_Check(v) or PyBytes_Check(v) or PyByteArray_Check(v) or PyMemoryView_Check(v):
         return False
-    if PyList_CheckExact(v) or PyTuple_CheckExact(v) or isinstance(v, (list, tuple, range, Sequence)):
+    if PyList_Check(v) or PyTuple_Check(v) or isinstance(v, (range, Sequence)):
         return True
     return _is_ndarray(v)
 
 
 cdef object _column_values(object col):
-    """A list or tuple of the column's items (numpy arrays via tolist(): Python scalars)."""
+    """The column's items in a container no caller code can reach or resize.
+
+    A tuple stays as it is (immutable); anything else is copied once, so an
+    item whose encoding runs caller code (a codec, a numpy conversion) cannot
+    shrink the column under the encoding loop, and ``len()`` is that of the
+    items actually there (a lying ``__len__`` is never trusted). numpy arrays
+    become fresh lists of Python scalars via ``tolist()`` (no caller holds
+    them). Read the result with PySequence_Fast_GET_SIZE / _GET_ITEM.
+    """
+    if PyTuple_CheckExact(col):
+        return col
     if _is_ndarray(col):
         if col.ndim != 1:
             raise ValueError(f"batch columns must be 1-D, got a {col.ndim}-D array")
@@ -172,10 +198,8 @@ cdef object _column_values(object col):
                 f"Invalid input of type: 'numpy.ndarray[{col.dtype}]'. "
                 f"Convert to a bytes, string, int or float first."
             )
-        return col.tolist()
-    if PyList_CheckExact(col) or PyTuple_CheckExact(col):
-        return col
-    return list(col)
+        return list(col.tolist())
+    return tuple(col)
 
 
 cdef class CommandBuffer:
@@ -264,82 +288,114 @@ cdef class CommandBuffer:
         return 0
 
     cdef int _write_arg(self, object v) except -1:
+        """One argument by redis-py + hiredis's rules (see _write_arg_slow)."""
         cdef Py_ssize_t n
         cdef const char* p
         cdef long long ll
         cdef int overflow = 0
         cdef char num[32]
-        cdef char* s
-        cdef double d
         if PyBytes_CheckExact(v):
             return self._write_bulk(PyBytes_AS_STRING(v), PyBytes_GET_SIZE(v))
         if PyUnicode_CheckExact(v):
-            if self._utf8_strict:
-                p = PyUnicode_AsUTF8AndSize(v, &n)
-                return self._write_bulk(p, n)
-            b = PyUnicode_AsEncodedString(v, self._enc_b, self._err_b)
-            return self._write_bulk(PyBytes_AS_STRING(b), PyBytes_GET_SIZE(b))
+            return self._write_text(v)
         if PyLong_CheckExact(v):
             ll = PyLong_AsLongLongAndOverflow(v, &overflow)
             if not overflow:
                 n = _fmt_ll(num, ll)
                 return self._write_bulk(num, n)
-            b = repr(v).encode()
-            return self._write_bulk(PyBytes_AS_STRING(b), PyBytes_GET_SIZE(b))
+            b = PyObject_Str(v)   # exact int: int.__repr__, no caller code
+            p = PyUnicode_AsUTF8AndSize(b, &n)
+            return self._write_bulk(p, n)
         if PyFloat_CheckExact(v):
-            d = PyFloat_AS_DOUBLE(v)
-            # Integral scores are common and repr() of them is "<int>.0":
-            # skip the shortest-digits search (dtoa) for them. Below 1e15
-            # repr uses fixed notation; -0.0 must keep its sign.
-            if -1e15 < d < 1e15 and d == <double>(<long long>d) and not (d == 0.0 and signbit(d)):
-                n = _fmt_ll(num, <long long>d)
-                num[n] = 46   # '.'
-                num[n + 1] = 48   # '0'
-                return self._write_bulk(num, n + 2)
-            n = fr_double_repr(d, num)
-            if n > 0:
-                return self._write_bulk(num, n)
-            s = PyOS_double_to_string(d, b'r', 0, Py_DTSF_ADD_DOT_0, NULL)
-            try:
-                n = 0
-                while s[n]:
-                    n += 1
-                self._write_bulk(s, n)
-            finally:
-                PyMem_Free(s)
-            return 0
+            return self._write_double(PyFloat_AS_DOUBLE(v))
         return self._write_arg_slow(v, False)
 
+    cdef inline int _write_text(self, object v) except -1:
+        """A str (or str subclass: its characters, never its __str__) in the client's encoding."""
+        cdef Py_ssize_t n
+        cdef const char* p
+        if self._utf8_strict:
+            p = PyUnicode_AsUTF8AndSize(v, &n)
+            return self._write_bulk(p, n)
+        b = PyUnicode_AsEncodedString(v, self._enc_b, self._err_b)
+        return self._write_bulk(PyBytes_AS_STRING(b), PyBytes_GET_SIZE(b))
+
+    cdef int _write_double(self, double d) except -1:
+        """``float.__repr__(d)``, without dtoa for the common fixed-notation cases."""
+        cdef Py_ssize_t n
+        cdef char num[32]
+        cdef char* s
+        # Integral scores are common and repr() of them is "<int>.0":
+        # skip the shortest-digits search (dtoa) for them. Below 1e15
+        # repr uses fixed notation; -0.0 must keep its sign.
+        if -1e15 < d < 1e15 and d == <double>(<long long>d) and not (d == 0.0 and signbit(d)):
+            n = _fmt_ll(num, <long long>d)
+            num[n] = 46   # '.'
+            num[n + 1] = 48   # '0'
+            return self._write_bulk(num, n + 2)
+        n = fr_double_repr(d, num)
+        if n > 0:
+            return self._write_bulk(num, n)
+        s = PyOS_double_to_string(d, b'r', 0, Py_DTSF_ADD_DOT_0, NULL)
+        try:
+            n = 0
+            while s[n]:
+                n += 1
+            self._write_bulk(s, n)
+        finally:
+            PyMem_Free(s)
+        return 0
+
     cdef int _write_arg_slow(self, object v, bint batch) except -1:
+        """Everything but exact bytes/str/int/float: the rules of redis-py 8.1 + hiredis.
+
+        - bytes and str subclasses: their contents (a str subclass in the
+          client's encoding; str Enum members send their value);
+        - float subclasses: ``float.__repr__`` of the value (hiredis calls the
+          subclass's ``repr``, so redis-py sends ``b'np.float64(3.5)'``: a
+          deliberate difference);
+        - bytearray and memoryview: their bytes;
+        - int subclasses (bool, IntEnum, ...), None and anything else:
+          DataError with redis-py's message.
+
+        ``batch`` (columns of ``batch()``) also accepts numpy integer and
+        floating scalars as decimal integers and ``float.__repr__``; numpy bools
+        are rejected. Only C-level type checks run before the value's bytes
+        are taken: no caller code runs here except a numpy conversion or a
+        codec.
+        """
         cdef Py_buffer view
-        if batch and type(v).__module__ == "numpy":
-            import numpy as np
-            if isinstance(v, np.bool_):
-                raise DataError(
-                    "Invalid input of type: 'bool'. Convert to a bytes, string, int or float first."
-                )
-            if isinstance(v, np.integer):
-                return self._write_arg(int(v))
-            if isinstance(v, np.floating):
-                return self._write_arg(float(v))
-        if isinstance(v, bytes) or isinstance(v, bytearray):
+        if PyBytes_Check(v):
+            return self._write_bulk(PyBytes_AS_STRING(v), PyBytes_GET_SIZE(v))
+        if PyUnicode_Check(v):
+            return self._write_text(v)
+        if PyFloat_Check(v):
+            return self._write_double(PyFloat_AS_DOUBLE(v))
+        if PyByteArray_Check(v):
             PyObject_GetBuffer(v, &view, PyBUF_SIMPLE)
             try:
                 self._write_bulk(<const char*>view.buf, view.len)
             finally:
                 PyBuffer_Release(&view)
             return 0
-        if isinstance(v, memoryview):
-            b = bytes(v)
+        if PyMemoryView_Check(v):
+            b = PyBytes_FromObject(v)   # C order, as redis-py's bytes(arg)
             return self._write_bulk(PyBytes_AS_STRING(b), PyBytes_GET_SIZE(b))
-        if PyBool_Check(v):
-            raise _invalid(v)
-        if PyLong_Check(v) or PyFloat_Check(v):
-            b = repr(v).encode()
-            return self._write_bulk(PyBytes_AS_STRING(b), PyBytes_GET_SIZE(b))
-        if PyUnicode_Check(v):
-            b = PyUnicode_AsEncodedString(v, self._enc_b, self._err_b)
-            return self._write_bulk(PyBytes_AS_STRING(b), PyBytes_GET_SIZE(b))
+        if batch and not PyLong_Check(v):
+            np = _numpy()
+            if np is not None:
+                if isinstance(v, np.bool_):
+                    raise DataError(
+                        "Invalid input of type: 'bool'. Convert to a bytes, string, int or float first."
+                    )
+                if isinstance(v, np.integer) and not isinstance(v, np.timedelta64):
+                    i = PyNumber_Index(v)
+                    if PyLong_CheckExact(i):
+                        return self._write_arg(i)
+                elif isinstance(v, np.floating):
+                    f = PyNumber_Float(v)
+                    if PyFloat_Check(f):
+                        return self._write_double(PyFloat_AS_DOUBLE(f))
         raise _invalid(v)
 
     cdef bytes _name_parts(self, object name, Py_ssize_t* count):
@@ -374,18 +430,20 @@ cdef class CommandBuffer:
     def command(self, args):
         """Encode one command; ``args[0]`` is the name (split on spaces as redis-py does)."""
         cdef Py_ssize_t nparts = 0, i, n, mark = self._len
-        if not args:
+        cdef tuple t
+        # A tuple is immutable; anything else (a list an argument's codec
+        # could resize) is copied once, so the loop indexes a fixed size.
+        t = args if PyTuple_CheckExact(args) else tuple(args)
+        n = PyTuple_GET_SIZE(t)
+        if n == 0:
             raise ValueError("args must contain at least the command name")
-        if not (PyTuple_CheckExact(args) or PyList_CheckExact(args)):
-            args = tuple(args)
-        n = len(args)
-        head = self._name_parts(args[0], &nparts)
+        head = self._name_parts(t[0], &nparts)
         try:
             self._write_count(42, nparts + n - 1)
             self._ensure(PyBytes_GET_SIZE(head))
             self._put(PyBytes_AS_STRING(head), PyBytes_GET_SIZE(head))
             for i in range(1, n):
-                self._write_arg(args[i])
+                self._write_arg(<object>PyTuple_GET_ITEM(t, i))
         except BaseException:
             self._len = mark
             raise
@@ -437,58 +495,61 @@ cdef class CommandBuffer:
     def addn(self, bytes name not None, args):
         """Fast path with any number of args after the pre-encoded name."""
         cdef Py_ssize_t mark = self._len, i, n
-        if not (PyTuple_CheckExact(args) or PyList_CheckExact(args)):
-            args = tuple(args)
-        n = len(args)
+        cdef tuple t = args if PyTuple_CheckExact(args) else tuple(args)
+        n = PyTuple_GET_SIZE(t)
         try:
             self._write_count(42, n + 1)
             self._ensure(PyBytes_GET_SIZE(name))
             self._put(PyBytes_AS_STRING(name), PyBytes_GET_SIZE(name))
             for i in range(n):
-                self._write_arg(args[i])
+                self._write_arg(<object>PyTuple_GET_ITEM(t, i))
         except BaseException:
             self._len = mark
             raise
 
     def batch(self, args):
-        """Column encoding: ``batch(("SET", keys, values))``; returns the number of commands."""
-        cdef Py_ssize_t nparts = 0, ncols, i, j, n = -1, mark = self._len, size
+        """Column encoding: ``batch(("SET", keys, values))``; returns the number of commands.
+
+        Columns are copied (see _column_values) before their lengths are
+        compared, so the loop below only ever indexes containers of ``n``
+        items that no caller code can reach.
+        """
+        cdef Py_ssize_t nparts = 0, ncols, i, j, n = -1, m, mark = self._len, size
+        cdef tuple t
         cdef list cols = []
         cdef list scalars = []
-        cdef object c
-        if not args:
+        cdef object c, a
+        t = args if PyTuple_CheckExact(args) else tuple(args)
+        if PyTuple_GET_SIZE(t) == 0:
             raise ValueError("args must contain at least the command name")
-        if not (PyTuple_CheckExact(args) or PyList_CheckExact(args)):
-            args = tuple(args)
-        ncols = len(args) - 1
-        name = self._name_parts(args[0], &nparts)
+        ncols = PyTuple_GET_SIZE(t) - 1
+        name = self._name_parts(t[0], &nparts)
         for i in range(1, ncols + 1):
-            a = args[i]
+            a = <object>PyTuple_GET_ITEM(t, i)
             if _is_column(a):
+                c = _column_values(a)
+                m = PySequence_Fast_GET_SIZE(c)
                 if n == -1:
-                    n = len(a)
-                elif len(a) != n:
+                    n = m
+                elif m != n:
                     raise ValueError(
                         f"batch columns must have the same length: argument {i} has "
-                        f"{len(a)} items, expected {n}"
+                        f"{m} items, expected {n}"
                     )
+                cols.append(c)
+            else:
+                cols.append(None)
         if n == -1:
             n = 1
-        # Columns become lists/tuples of Python scalars; scalars are encoded once.
+        # Scalars are encoded once; columns item by item.
         try:
-            for i in range(1, ncols + 1):
-                a = args[i]
-                if _is_column(a):
-                    cols.append(_column_values(a))
-                    scalars.append(None)
+            for i in range(ncols):
+                if cols[i] is None and n:
+                    self._write_arg_batch(<object>PyTuple_GET_ITEM(t, i + 1))
+                    scalars.append(PyBytes_FromStringAndSize(self._data + mark, self._len - mark))
+                    self._len = mark
                 else:
-                    cols.append(None)
-                    if n:
-                        self._write_arg_batch(a)
-                        scalars.append(PyBytes_FromStringAndSize(self._data + mark, self._len - mark))
-                        self._len = mark
-                    else:
-                        scalars.append(None)
+                    scalars.append(None)
             self._write_count(42, nparts + ncols)
             head = PyBytes_FromStringAndSize(self._data + mark, self._len - mark) + name
             self._len = mark
@@ -497,13 +558,13 @@ cdef class CommandBuffer:
                 self._ensure(size)
                 self._put(PyBytes_AS_STRING(head), size)
                 for i in range(ncols):
-                    c = cols[i]
+                    c = <object>PyList_GET_ITEM(cols, i)
                     if c is None:
-                        s = scalars[i]
+                        s = <object>PyList_GET_ITEM(scalars, i)
                         self._ensure(PyBytes_GET_SIZE(s))
                         self._put(PyBytes_AS_STRING(s), PyBytes_GET_SIZE(s))
                     else:
-                        self._write_arg_batch(c[j])
+                        self._write_arg_batch(<object>PySequence_Fast_GET_ITEM(c, j))
         except BaseException:
             self._len = mark
             raise

@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import codecs
 import math
+import operator
 import re
+import sys
 from collections.abc import Sequence
 from typing import Any, Callable, List, Optional, Tuple
 
@@ -37,7 +39,6 @@ MAX_AGGREGATE = 2**31 - 1
 MAX_DEPTH = 1024
 
 _CRLF = b"\r\n"
-_BYTES_LIKE = (bytes, bytearray, memoryview)
 _COMPACT_AT = 64 * 1024
 
 
@@ -49,38 +50,56 @@ def _invalid(value: Any) -> DataError:
 
 
 def _encode(value: Any, encoding: str, errors: str) -> bytes:
-    """redis-py's Encoder.encode, returning bytes (memoryviews are copied)."""
+    """One argument by the rules of redis-py 8.1 + hiredis (``hiredis.pack_command``).
+
+    - bytes (and subclasses): as they are; bytearray, memoryview: their bytes;
+    - str (and subclasses, e.g. a str Enum member): its characters in
+      ``encoding``/``errors`` (never its ``__str__``);
+    - exact int: decimal digits; any int subclass (bool, IntEnum, ...): DataError;
+    - float (and subclasses): ``float.__repr__`` of the value. hiredis calls the
+      subclass's ``repr`` (``b'np.float64(3.5)'``): a deliberate difference;
+    - anything else (None, Decimal, numpy ints, ...): DataError with redis-py's message.
+    """
     tp = type(value)
     if tp is bytes:
         return value
     if tp is str:
         return value.encode(encoding, errors)
-    if tp is int or tp is float:
-        return repr(value).encode()
-    if isinstance(value, _BYTES_LIKE):
+    if tp is int:
+        return int.__repr__(value).encode()
+    if tp is float:
+        return float.__repr__(value).encode()
+    if isinstance(value, bytes):
         return bytes(value)
-    if isinstance(value, bool):
-        raise _invalid(value)
-    if isinstance(value, (int, float)):
-        return repr(value).encode()
     if isinstance(value, str):
         return str.encode(value, encoding, errors)
+    if isinstance(value, float):
+        return float.__repr__(value).encode()
+    if isinstance(value, (bytearray, memoryview)):
+        return bytes(value)
     raise _invalid(value)
 
 
 def _encode_batch_item(value: Any, encoding: str, errors: str) -> bytes:
-    """Like _encode, but numpy scalars become plain int / float first."""
-    if type(value).__module__ == "numpy":
-        import numpy as np
-
-        if isinstance(value, np.bool_):
-            raise DataError(
-                "Invalid input of type: 'bool'. Convert to a bytes, string, int or float first."
-            )
-        if isinstance(value, np.integer):
-            return str(int(value)).encode()
-        if isinstance(value, np.floating):
-            return repr(float(value)).encode()
+    """Like _encode, but numpy integer / floating scalars are accepted as int / float."""
+    tp = type(value)
+    if tp is bytes or tp is str or tp is int or tp is float:
+        return _encode(value, encoding, errors)
+    if not isinstance(value, (int, bytes, str, float, bytearray, memoryview)):
+        np = sys.modules.get("numpy")
+        if np is not None:
+            if isinstance(value, np.bool_):
+                raise DataError(
+                    "Invalid input of type: 'bool'. Convert to a bytes, string, int or float first."
+                )
+            if isinstance(value, np.integer) and not isinstance(value, np.timedelta64):
+                i = operator.index(value)
+                if type(i) is int:
+                    return int.__repr__(i).encode()
+            elif isinstance(value, np.floating):
+                f = float(value)
+                if isinstance(f, float):
+                    return float.__repr__(f).encode()
     return _encode(value, encoding, errors)
 
 
@@ -99,33 +118,34 @@ def _bulk(out: bytearray, data: bytes) -> None:
     out += _CRLF
 
 
+def _is_ndarray(value: Any) -> bool:
+    tp = type(value)
+    return tp.__name__ == "ndarray" and tp.__module__ == "numpy"
+
+
 def _is_column(value: Any) -> bool:
     if isinstance(value, (str, bytes, bytearray, memoryview)):
         return False
     if isinstance(value, (list, tuple, range, Sequence)):
         return True
-    return type(value).__module__ == "numpy" and type(value).__name__ == "ndarray"
+    return _is_ndarray(value)
 
 
-def _column_items(col: Any, encoding: str, errors: str) -> List[bytes]:
-    """Encode a whole column up front (validation happens before any write)."""
-    if type(col).__module__ == "numpy" and type(col).__name__ == "ndarray":
-        kind = col.dtype.kind
+def _column_items(col: Any) -> Sequence[Any]:
+    """The column's items, copied once (as the compiled twin does): its length
+    is that of the items really there, and encoding cannot resize it."""
+    if type(col) is tuple:
+        return col
+    if _is_ndarray(col):
         if col.ndim != 1:
             raise ValueError(f"batch columns must be 1-D, got a {col.ndim}-D array")
-        if kind in "iu":
-            return [str(v).encode() for v in col.tolist()]
-        if kind == "f":
-            return [repr(v).encode() for v in col.tolist()]
-        if kind == "S":
-            return col.tolist()
-        if kind == "U":
-            return [v.encode(encoding, errors) for v in col.tolist()]
-        raise DataError(
-            f"Invalid input of type: 'numpy.ndarray[{col.dtype}]'. "
-            f"Convert to a bytes, string, int or float first."
-        )
-    return [_encode_batch_item(v, encoding, errors) for v in col]
+        if col.dtype.kind not in "iufSU":
+            raise DataError(
+                f"Invalid input of type: 'numpy.ndarray[{col.dtype}]'. "
+                f"Convert to a bytes, string, int or float first."
+            )
+        return col.tolist()
+    return tuple(col)
 
 
 class CommandBuffer:
@@ -150,10 +170,11 @@ class CommandBuffer:
 
     def command(self, args: Any) -> None:
         """Encode one command; ``args[0]`` is the name (split on spaces as redis-py does)."""
+        args = args if type(args) is tuple else tuple(args)
         if not args:
             raise ValueError("args must contain at least the command name")
         enc, err = self.encoding, self.errors
-        parts = _split_name(args[0]) + tuple(args[1:])
+        parts = _split_name(args[0]) + args[1:]
         out = bytearray(b"*%d\r\n" % len(parts))
         for a in parts:
             _bulk(out, _encode(a, enc, err))
@@ -185,6 +206,7 @@ class CommandBuffer:
 
     def batch(self, args: Any) -> int:
         """Column encoding: ``batch(("SET", keys, values))``; returns the number of commands."""
+        args = args if type(args) is tuple else tuple(args)
         if not args:
             raise ValueError("args must contain at least the command name")
         enc, err = self.encoding, self.errors
@@ -193,29 +215,33 @@ class CommandBuffer:
         for part in name:
             _bulk(head, _encode(part, enc, err))
         n = -1
+        cols: List[Any] = []
         for i, a in enumerate(args[1:], 1):
             if _is_column(a):
+                c = _column_items(a)
                 if n == -1:
-                    n = len(a)
-                elif len(a) != n:
+                    n = len(c)
+                elif len(c) != n:
                     raise ValueError(
                         f"batch columns must have the same length: argument {i} has "
-                        f"{len(a)} items, expected {n}"
+                        f"{len(c)} items, expected {n}"
                     )
+                cols.append(c)
+            else:
+                cols.append(None)
         if n == -1:
             n = 1
-            cols: List[Any] = [[_encode_batch_item(a, enc, err)] for a in args[1:]]
-        else:
-            cols = []
-            for a in args[1:]:
-                if _is_column(a):
-                    cols.append(_column_items(a, enc, err))
-                else:
-                    cols.append(None if n == 0 else _encode_batch_item(a, enc, err))
+        # Every item is encoded before anything is written: a failure leaves the buffer as it was.
+        enc_cols: List[Any] = []
+        for a, c in zip(args[1:], cols):
+            if c is None:
+                enc_cols.append(None if n == 0 else _encode_batch_item(a, enc, err))
+            else:
+                enc_cols.append([_encode_batch_item(v, enc, err) for v in c])
         out = bytearray()
         for j in range(n):
             out += head
-            for c in cols:
+            for c in enc_cols:
                 _bulk(out, c[j] if type(c) is list else c)
         self._buf += out
         return n

@@ -43,8 +43,11 @@ cdef class Reader:
     cdef object _decode_error
     cdef object _failed
     cdef bint _busy
+    cdef long long _max_bulk
 
     cdef object _text(self, const char* p, Py_ssize_t n, bint decode)
+    cdef object _error_reply(self, const char* p, Py_ssize_t n)
+    cdef int _map_set(self, object d, object key, object value) except -1
     cdef object _fail(self, str msg)
     cdef object _parse(self, bint decode)
     cdef object _next(self, bint decode)

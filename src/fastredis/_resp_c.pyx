@@ -628,6 +628,19 @@ class _Malformed(Exception):
     """Internal: malformed input; converted to the reader's protocolError."""
 
 
+cdef long long _check_max_bulk(object value) except -2:
+    """max_bulk_len: None (no cap, as hiredis) or an int >= 0; -1 stands for None."""
+    if value is None:
+        return -1
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"max_bulk_len must be an int >= 0 or None, got {value!r}")
+    if value < 0:
+        raise ValueError(f"max_bulk_len must be >= 0 or None, got {value!r}")
+    if value > 9223372036854775807:
+        return -1
+    return value
+
+
 cdef int _parse_ll(const char* p, Py_ssize_t n, long long* out) noexcept:
     """Strict decimal int64 (no '+', no leading zeros, no '-0'); 0 on success, -1 if bad."""
     cdef bint neg = False
@@ -717,7 +730,8 @@ cdef object _parse_double(const char* p, Py_ssize_t n):
     return PyFloat_FromDouble(d)
 
 
-cdef object _parse_bignum(const char* p, Py_ssize_t n):
+cdef int _check_bignum(const char* p, Py_ssize_t n) except -1:
+    """RESP3 big number: -?[0-9]+ (hiredis also accepts "" and "-": not valid RESP)."""
     cdef Py_ssize_t i = 0
     if n > 0 and p[0] == 45:
         i = 1
@@ -727,7 +741,7 @@ cdef object _parse_bignum(const char* p, Py_ssize_t n):
         if not 48 <= p[i] <= 57:
             raise _Malformed("Bad bignum value")
         i += 1
-    return int(PyBytes_FromStringAndSize(p, n))
+    return 0
 
 
 cdef class Reader:
@@ -749,9 +763,10 @@ cdef class Reader:
         self._cap = 0
 
     def __init__(self, protocolError=ProtocolError, replyError=ResponseError, encoding=None,
-                 errors=None, notEnoughData=False):
+                 errors=None, notEnoughData=False, max_bulk_len=MAX_BULK):
         if not callable(protocolError) or not callable(replyError):
             raise TypeError("Expected a callable")
+        self._max_bulk = _check_max_bulk(max_bulk_len)
         self._protocol_error = protocolError
         self._reply_error = replyError
         self._not_enough = notEnoughData
@@ -764,6 +779,11 @@ cdef class Reader:
         if self._buf != NULL:
             PyMem_Free(self._buf)
             self._buf = NULL
+
+    @property
+    def max_bulk_len(self):
+        """The largest bulk string accepted (a longer header is a ProtocolError); None: no cap."""
+        return None if self._max_bulk < 0 else self._max_bulk
 
     def set_encoding(self, encoding=None, errors=None):
         """Decode strings with ``encoding`` (None: return bytes)."""
@@ -794,7 +814,7 @@ cdef class Reader:
                 length = view.len - offset
             if offset < 0 or length < 0:
                 raise ValueError("negative input")
-            if offset + length > view.len:
+            if offset > view.len or length > view.len - offset:   # no overflowing offset + length
                 raise ValueError("input is larger than buffer size")
             live = self._end - self._start
             # Compact: drop the consumed prefix before growing, or when it dominates.
@@ -859,15 +879,22 @@ cdef class Reader:
         return ProtocolError(msg)
 
     cdef object _next(self, bint decode):
+        if self._busy:
+            raise RuntimeError("Reader.gets() called while the reader is parsing")
         if self._failed is not None:
             raise self._fail(self._failed)
         # _busy: replyError and decoders run Python code that must not feed() us
-        # (a realloc would move the buffer under the parser).
+        # (a realloc would move the buffer under the parser) nor parse re-entrantly.
         self._busy = True
         try:
             reply = self._parse(decode)
         except _Malformed as exc:
             raise self._fail(str(exc)) from None
+        except BaseException as exc:
+            # Not from a callback (those are recorded): e.g. KeyboardInterrupt or
+            # MemoryError mid-reply. The partial reply cannot be resumed.
+            self._fail(f"reader interrupted mid-reply by {type(exc).__name__}")
+            raise
         finally:
             self._busy = False
         if reply is not _INCOMPLETE and self._decode_error is not None:
@@ -883,11 +910,29 @@ cdef class Reader:
             if self._decode_mode == 1:
                 return PyUnicode_DecodeUTF8(p, n, NULL)
             return PyUnicode_Decode(p, n, self._enc_b, self._err_b)
-        except ValueError as exc:
+        except Exception as exc:
             # hiredis semantics: finish the reply, then raise the first decode error.
             if self._decode_error is None:
                 self._decode_error = exc
             return None
+
+    cdef object _error_reply(self, const char* p, Py_ssize_t n):
+        """replyError(message); if it raises, finish the reply, then raise that (as hiredis)."""
+        try:
+            return self._reply_error(PyUnicode_DecodeUTF8(p, n, "replace"))
+        except Exception as exc:
+            if self._decode_error is None:
+                self._decode_error = exc
+            return None
+
+    cdef int _map_set(self, object d, object key, object value) except -1:
+        """d[key] = value; an unhashable key is recorded and raised once the reply is complete."""
+        try:
+            PyDict_SetItem(d, key, value)
+        except Exception as exc:
+            if self._decode_error is None:
+                self._decode_error = exc
+        return 0
 
     cdef object _parse(self, bint decode):
         cdef char* buf = self._buf
@@ -926,12 +971,15 @@ cdef class Reader:
                 else:
                     if ll < 0:
                         raise _Malformed("Bulk string length out of range")
-                    if ll > C_MAX_BULK:
-                        raise _Malformed(f"Bulk string length {ll} above the {C_MAX_BULK} cap")
-                    size = <Py_ssize_t>ll
-                    if nxt + size + 2 > end:
+                    if self._max_bulk >= 0 and ll > self._max_bulk:
+                        raise _Malformed(f"Bulk string length {ll} above the {self._max_bulk} cap "
+                                         f"(Reader max_bulk_len)")
+                    # Wait for the whole bulk (nothing is allocated ahead of
+                    # the bytes fed); compared without overflowing nxt + ll.
+                    if ll > <long long>(end - nxt) - 2:
                         self._start = pos
                         return _INCOMPLETE
+                    size = <Py_ssize_t>ll
                     if buf[nxt + size] != 13 or buf[nxt + size + 1] != 10:
                         raise _Malformed("Missing CRLF after bulk string")
                     if t == 36:
@@ -941,7 +989,7 @@ cdef class Reader:
                             raise _Malformed("Verbatim string 4 bytes of content type are missing")
                         value = self._text(buf + nxt + 4, size - 4, decode)
                     else:
-                        value = self._reply_error(PyUnicode_DecodeUTF8(buf + nxt, size, "replace"))
+                        value = self._error_reply(buf + nxt, size)
                     nxt += size + 2
             elif t == 43:  # '+'
                 if memchr(line, 10, linelen) != NULL:
@@ -952,7 +1000,7 @@ cdef class Reader:
                     raise _Malformed("Bad integer value")
                 value = PyLong_FromLongLong(ll)
             elif t == 45:  # '-'
-                value = self._reply_error(PyUnicode_DecodeUTF8(line, linelen, "replace"))
+                value = self._error_reply(line, linelen)
             elif t == 42 or t == 37 or t == 126 or t == 62 or t == 124:  # '*' '%' '~' '>' '|'
                 if _parse_ll(line, linelen, &ll) < 0:
                     raise _Malformed("Bad multi-bulk length")
@@ -992,7 +1040,10 @@ cdef class Reader:
                     raise _Malformed("Bad bool value")
                 value = line[0] == 116 or line[0] == 84
             elif t == 40:  # '('
-                value = _parse_bignum(line, linelen)
+                # As hiredis (redis-py's parser when hiredis is installed):
+                # the digits as bytes, or str when decoding.
+                _check_bignum(line, linelen)
+                value = self._text(line, linelen, decode)
             else:
                 raise _Malformed(f'Protocol error, got "{chr(<unsigned char>t)}" as reply type byte')
             pos = nxt
@@ -1005,7 +1056,7 @@ cdef class Reader:
                         frame.has_key = True
                         frame.remaining -= 1
                         break
-                    PyDict_SetItem(frame.container, frame.key, value)
+                    self._map_set(frame.container, frame.key, value)
                     frame.key = None
                     frame.has_key = False
                 else:

@@ -321,6 +321,17 @@ class _Malformed(Exception):
     """Internal: malformed input; converted to the reader's protocolError."""
 
 
+def _check_max_bulk(value: Any) -> Optional[int]:
+    """max_bulk_len: None (no cap, as hiredis) or an int >= 0."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"max_bulk_len must be an int >= 0 or None, got {value!r}")
+    if value < 0:
+        raise ValueError(f"max_bulk_len must be >= 0 or None, got {value!r}")
+    return None if value > 2**63 - 1 else int(value)
+
+
 class Reader:
     """Incremental RESP2/RESP3 parser, API-compatible with hiredis.Reader.
 
@@ -340,9 +351,12 @@ class Reader:
         encoding: Optional[str] = None,
         errors: Optional[str] = None,
         notEnoughData: Any = False,
+        max_bulk_len: Optional[int] = MAX_BULK,
     ) -> None:
         if not callable(protocolError) or not callable(replyError):
             raise TypeError("Expected a callable")
+        self._max_bulk = _check_max_bulk(max_bulk_len)
+        self._busy = False
         self._protocol_error = protocolError
         self._reply_error = replyError
         self._not_enough = notEnoughData
@@ -353,6 +367,11 @@ class Reader:
         self._decode_error: Optional[BaseException] = None
         self._failed: Optional[str] = None
         self.set_encoding(encoding, errors)
+
+    @property
+    def max_bulk_len(self) -> Optional[int]:
+        """The largest bulk string accepted (a longer header is a ProtocolError); None: no cap."""
+        return self._max_bulk
 
     def set_encoding(self, encoding: Optional[str] = None, errors: Optional[str] = None) -> None:
         """Decode strings with ``encoding`` (None: return bytes)."""
@@ -365,7 +384,12 @@ class Reader:
 
     def feed(self, data: Any, offset: int = 0, length: int = -1) -> None:
         """Append input bytes (bytes, bytearray or memoryview)."""
-        mv = memoryview(data).cast("B")
+        if self._busy:
+            raise RuntimeError("Reader.feed() called while the reader is parsing")
+        mv = memoryview(data)
+        if not mv.c_contiguous:  # as hiredis and the compiled twin (PyBUF_SIMPLE)
+            raise BufferError("memoryview: underlying buffer is not C-contiguous")
+        mv = mv.cast("B")
         if length == -1:
             length = len(mv) - offset
         if offset < 0 or length < 0:
@@ -417,12 +441,24 @@ class Reader:
         return err if isinstance(err, BaseException) else ProtocolError(msg)
 
     def _next(self, decode: bool) -> Any:
+        if self._busy:
+            raise RuntimeError("Reader.gets() called while the reader is parsing")
         if self._failed is not None:
             raise self._fail(self._failed)
+        # _busy: replyError and decoders run caller code that must not feed()
+        # or parse re-entrantly (the compiled twin's buffer would move).
+        self._busy = True
         try:
             reply = self._parse(decode)
         except _Malformed as exc:
             raise self._fail(str(exc)) from None
+        except BaseException as exc:
+            # Not from a callback (those are recorded): e.g. KeyboardInterrupt
+            # mid-reply. The partial reply cannot be resumed.
+            self._fail(f"reader interrupted mid-reply by {type(exc).__name__}")
+            raise
+        finally:
+            self._busy = False
         if reply is not _INCOMPLETE and self._decode_error is not None:
             err, self._decode_error = self._decode_error, None
             raise err
@@ -433,11 +469,28 @@ class Reader:
             return data
         try:
             return data.decode(self._encoding, self._errors)
-        except ValueError as exc:
+        except Exception as exc:
             # hiredis semantics: finish the reply, then raise the first decode error.
             if self._decode_error is None:
                 self._decode_error = exc
             return None
+
+    def _error_reply(self, data: bytes) -> Any:
+        """replyError(message); if it raises, finish the reply, then raise that (as hiredis)."""
+        try:
+            return self._reply_error(data.decode("utf-8", "replace"))
+        except Exception as exc:
+            if self._decode_error is None:
+                self._decode_error = exc
+            return None
+
+    def _map_set(self, d: dict, key: Any, value: Any) -> None:
+        """d[key] = value; an unhashable key is recorded and raised once the reply is complete."""
+        try:
+            d[key] = value
+        except Exception as exc:
+            if self._decode_error is None:
+                self._decode_error = exc
 
     def _parse(self, decode: bool) -> Any:
         buf, pos, stack = self._buf, self._pos, self._stack
@@ -468,8 +521,10 @@ class Reader:
                 else:
                     if size < 0:
                         raise _Malformed("Bulk string length out of range")
-                    if size > MAX_BULK:
-                        raise _Malformed(f"Bulk string length {size} above the {MAX_BULK} cap")
+                    if self._max_bulk is not None and size > self._max_bulk:
+                        raise _Malformed(f"Bulk string length {size} above the {self._max_bulk} cap "
+                                         f"(Reader max_bulk_len)")
+                    # Wait for the whole bulk: nothing is allocated ahead of the bytes fed.
                     if nxt + size + 2 > end:
                         self._pos = pos
                         return _INCOMPLETE
@@ -484,9 +539,9 @@ class Reader:
                             raise _Malformed("Verbatim string 4 bytes of content type are missing")
                         value = self._text(data[4:], decode)
                     else:
-                        value = self._reply_error(data.decode("utf-8", "replace"))
+                        value = self._error_reply(data)
             elif t == 45:  # '-'
-                value = self._reply_error(line.decode("utf-8", "replace"))
+                value = self._error_reply(line)
             elif t == 95:  # '_'
                 if line:
                     raise _Malformed("Bad nil value")
@@ -500,7 +555,9 @@ class Reader:
             elif t == 40:  # '('
                 if _BIG_RE.match(line) is None:
                     raise _Malformed("Bad bignum value")
-                value = int(line)
+                # As hiredis (redis-py's parser when hiredis is installed):
+                # the digits as bytes, or str when decoding.
+                value = self._text(line, decode)
             elif t in _AGGREGATES:
                 count = _parse_int(line, "multi-bulk length")
                 if count < -1:
@@ -529,7 +586,7 @@ class Reader:
                         frame[3] = value
                         frame[1] -= 1
                         break
-                    frame[0][frame[3]] = value
+                    self._map_set(frame[0], frame[3], value)
                     frame[3] = _NO_KEY
                 else:
                     frame[0].append(value)

@@ -325,3 +325,18 @@ def test_dyadic_floats_halfway_between_short_decimals(resp_impl, scale: int) -> 
         value = m / scale
         for v in (value, -value):
             assert resp_impl.pack_command(("SET", "k", v)).rsplit(b"\r\n", 2)[-2] == repr(v).encode()
+
+
+def test_batch_snapshot_is_what_was_encoded(resp_impl):
+    keys, vals = ["a", "b"], [1, 2]
+    snap: list = []
+    buf = resp_impl.CommandBuffer()
+    assert buf.batch(("SET", keys, vals, "NX"), snap) == 2
+    keys.clear()  # the caller reuses its lists: the snapshot keeps the rows that were sent
+    assert snap[0] == "SET" and list(snap[1]) == ["a", "b"] and list(snap[2]) == [1, 2] and snap[3] == "NX"
+    assert buf.getvalue() == b"".join(
+        resp_impl.pack_command(("SET", snap[1][i], snap[2][i], "NX")) for i in range(2))
+    snap = []
+    with pytest.raises(DataError):
+        buf.batch(("SET", ["a"], [None]), snap)
+    assert snap == []  # filled only on success

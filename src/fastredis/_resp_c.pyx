@@ -507,12 +507,15 @@ cdef class CommandBuffer:
             self._len = mark
             raise
 
-    def batch(self, args):
+    def batch(self, args, list snapshot=None):
         """Column encoding: ``batch(("SET", keys, values))``; returns the number of commands.
 
         Columns are copied (see _column_values) before their lengths are
         compared, so the loop below only ever indexes containers of ``n``
-        items that no caller code can reach.
+        items that no caller code can reach. ``snapshot``, if given, receives
+        the arguments as encoded: the name, then each column as the tuple (or
+        list) that was read and each scalar as itself; rows rebuilt from it
+        later match the bytes even if the caller mutates its lists meanwhile.
         """
         cdef Py_ssize_t nparts = 0, ncols, i, j, n = -1, m, mark = self._len, size
         cdef tuple t
@@ -568,6 +571,11 @@ cdef class CommandBuffer:
         except BaseException:
             self._len = mark
             raise
+        if snapshot is not None:
+            snapshot.append(t[0])
+            for i in range(ncols):
+                c = <object>PyList_GET_ITEM(cols, i)
+                snapshot.append(<object>PyTuple_GET_ITEM(t, i + 1) if c is None else c)
         return n
 
     cdef inline int _write_arg_batch(self, object v) except -1:

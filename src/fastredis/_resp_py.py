@@ -204,8 +204,14 @@ class CommandBuffer:
         """Fast path with any number of args after the pre-encoded name."""
         self._fixed(name, tuple(args))
 
-    def batch(self, args: Any) -> int:
-        """Column encoding: ``batch(("SET", keys, values))``; returns the number of commands."""
+    def batch(self, args: Any, snapshot: Optional[list] = None) -> int:
+        """Column encoding: ``batch(("SET", keys, values))``; returns the number of commands.
+
+        ``snapshot``, if given, receives the arguments as encoded: the name,
+        then each column as the sequence that was read and each scalar as
+        itself (rows rebuilt from it match the bytes whatever the caller
+        does to its lists afterwards).
+        """
         args = args if type(args) is tuple else tuple(args)
         if not args:
             raise ValueError("args must contain at least the command name")
@@ -244,6 +250,9 @@ class CommandBuffer:
             for c in enc_cols:
                 _bulk(out, c[j] if type(c) is list else c)
         self._buf += out
+        if snapshot is not None:
+            snapshot.append(args[0])
+            snapshot.extend(a if c is None else c for a, c in zip(args[1:], cols))
         return n
 
     def __len__(self) -> int:

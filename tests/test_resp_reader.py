@@ -646,3 +646,25 @@ def test_feed_offset_and_length_cannot_overflow(resp_impl):
     with pytest.raises(BufferError):
         r.feed(memoryview(b"++OOKK\r\r\n\n")[::2])
     assert r.len() == 0
+
+
+@pytest.mark.parametrize("protocol", [2, 3])
+@pytest.mark.parametrize("decode", [False, True])
+def test_big_number_from_a_server_like_redis_py_with_hiredis(resp_impl, server_factory, protocol, decode):
+    # DEBUG PROTOCOL bignum sends a RESP3 big number ("(1234567999...").
+    from fastredis.client import client_class_for
+
+    server = server_factory("--enable-debug-command", "yes")
+    results = []
+    for cls in (redis.Redis, client_class_for(resp_impl)):
+        c = cls(port=server.port, protocol=protocol, decode_responses=decode)
+        try:
+            p = c.pipeline()
+            p.execute_command("DEBUG", "PROTOCOL", "bignum")
+            results.append((c.execute_command("DEBUG", "PROTOCOL", "bignum"), p.execute()))
+        finally:
+            c.close()
+    assert redis.utils.HIREDIS_AVAILABLE
+    assert results[0] == results[1]
+    digits = "1234567999999999999999999999999999999"
+    assert results[1][0] == (digits if decode else digits.encode())

@@ -104,21 +104,25 @@ cdef inline bint _is_scalar(object x):
     return isinstance(x, (int, float)) or (hasattr(x, "ndim") and x.ndim == 0)
 
 
-cdef tuple _items(object seq, bint numeric):
-    """The items of a caller sequence, copied once: caller code run later
-    (``__float__``, ``__hash__``) cannot resize what the loops index, and a
-    lying ``__len__`` is never trusted. numpy arrays of numbers via tolist()."""
-    if type(seq) is tuple:
-        return <tuple>seq
+cdef object _items(object seq, bint numeric):
+    """A caller sequence as an exact list or tuple, so ``len()`` is that of the
+    items really there (a lying ``__len__`` is never trusted). Lists are used
+    in place: caller code run by the loops (``__float__``, ``__hash__``) may
+    shrink them, which the bounds-checked indexing turns into IndexError.
+    numpy arrays of numbers via tolist()."""
+    if type(seq) is tuple or type(seq) is list:
+        return seq
     if numeric and hasattr(seq, "tolist"):
         seq = seq.tolist()
+        if type(seq) is list:
+            return seq
     return tuple(seq)
 
 
 def aggregate(members, values, str name="value"):
     """Sum ``values`` per member (first-seen order), so a batch sends one change per member."""
-    cdef tuple mem = _items(members, False)
-    cdef tuple vals = _items(values, True)
+    cdef object mem = _items(members, False)
+    cdef object vals = _items(values, True)
     cdef Py_ssize_t n = len(mem), i
     cdef double v
     if len(vals) != n:
@@ -143,9 +147,9 @@ def aggregate(members, values, str name="value"):
 
 def aggregate_increments(members, weights, times, double landmark, double lam):
     """Per-member sums of :func:`increment` for events ``(member, weight, time)``."""
-    cdef tuple mem = _items(members, False)
-    cdef tuple ws = _items(weights, True)
-    cdef tuple ts = None
+    cdef object mem = _items(members, False)
+    cdef object ws = _items(weights, True)
+    cdef object ts = None
     cdef Py_ssize_t n = len(mem), i
     cdef double t0 = 0.0, w, t
     cdef bint scalar = _is_scalar(times)

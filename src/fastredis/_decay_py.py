@@ -152,14 +152,16 @@ def _is_scalar(x: Any) -> bool:
     return isinstance(x, (int, float)) or (hasattr(x, "ndim") and getattr(x, "ndim") == 0)
 
 
-def _items(seq: Any, numeric: bool) -> Tuple[Any, ...]:
-    """The items of a caller sequence, copied once (as the compiled twin does):
-    caller code run later (``__float__``, ``__hash__``) cannot resize it, and a
-    lying ``__len__`` is never trusted. numpy arrays of numbers via tolist()."""
-    if type(seq) is tuple:
+def _items(seq: Any, numeric: bool) -> Sequence[Any]:
+    """A caller sequence as an exact list or tuple (as the compiled twin), so
+    ``len()`` is that of the items really there (a lying ``__len__`` is never
+    trusted). numpy arrays of numbers via tolist()."""
+    if type(seq) is tuple or type(seq) is list:
         return seq
     if numeric and hasattr(seq, "tolist"):
         seq = seq.tolist()
+        if type(seq) is list:
+            return seq
     return tuple(seq)
 
 
@@ -213,7 +215,7 @@ def aggregate_increments(members: Sequence[Any], weights: Sequence[float], times
         raise ValueError(f"members and weights differ in length ({n} != {len(ws)})")
     if _is_scalar(times):
         t0 = _finite(times, "at")
-        times_l: Optional[Tuple[Any, ...]] = None
+        times_l: Optional[Sequence[Any]] = None
     else:
         times_l = _items(times, True)
         if len(times_l) != n:

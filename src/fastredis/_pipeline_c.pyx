@@ -45,8 +45,10 @@ def apply_callbacks(list response, commands, lookup, tuple ok_callbacks, bint ha
     cdef object ok1 = ok_callbacks[0] if len(ok_callbacks) > 0 else _MISSING
     cdef object ok2 = ok_callbacks[1] if len(ok_callbacks) > 1 else _MISSING
     cdef dict opts
-    # A copy: callbacks may resize the caller's list; len() is that of the copy.
-    cdef tuple cmds = commands if type(commands) is tuple else tuple(commands)
+    # An exact list or tuple, so len() is that of the items really there.
+    # Callbacks may shrink a list (or ``response``): the bounds-checked
+    # indexing turns that into IndexError.
+    cdef object cmds = commands if (type(commands) is list or type(commands) is tuple) else tuple(commands)
     n = len(cmds)
     for i in range(n):
         args, options = cmds[i]

@@ -38,8 +38,8 @@ def apply_callbacks(
     resolved: dict = {}
     last_args: Any = None
     cb: Any = None
-    # A copy, as the compiled twin: callbacks may resize the caller's list.
-    cmds = commands if type(commands) is tuple else tuple(commands)
+    # An exact list or tuple, as the compiled twin (a lying len() is never trusted).
+    cmds = commands if (type(commands) is list or type(commands) is tuple) else tuple(commands)
     for i in range(len(cmds)):
         args, options = cmds[i]
         if args is not last_args:

@@ -12,7 +12,6 @@ from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_FromObject
 from cpython.bytearray cimport PyByteArray_Check
 from cpython.memoryview cimport PyMemoryView_Check
 from cpython.number cimport PyNumber_Index, PyNumber_Float
-from cpython.sequence cimport PySequence_Fast_GET_SIZE, PySequence_Fast_GET_ITEM
 from cpython.unicode cimport PyUnicode_CheckExact, PyUnicode_Check, PyUnicode_AsEncodedString
 from cpython.unicode cimport PyUnicode_AsUTF8AndSize, PyUnicode_DecodeUTF8, PyUnicode_Decode
 from cpython.long cimport PyLong_CheckExact, PyLong_Check, PyLong_AsLongLongAndOverflow, PyLong_FromLongLong
@@ -179,16 +178,17 @@ cdef bint _is_column(object v):
 
 
 cdef object _column_values(object col):
-    """The column's items in a container no caller code can reach or resize.
+    """The column as an exact list or tuple whose size the encoding loop can trust.
 
-    A tuple stays as it is (immutable); anything else is copied once, so an
-    item whose encoding runs caller code (a codec, a numpy conversion) cannot
-    shrink the column under the encoding loop, and ``len()`` is that of the
-    items actually there (a lying ``__len__`` is never trusted). numpy arrays
-    become fresh lists of Python scalars via ``tolist()`` (no caller holds
-    them). Read the result with PySequence_Fast_GET_SIZE / _GET_ITEM.
+    A tuple is immutable. An exact list is used in place (copying 100k
+    references costs more than encoding them): the loop re-reads its size
+    before every item, since an item's encoding may run caller code (a
+    codec, a numpy conversion) that resizes it. Anything else is copied once
+    into a tuple, so ``len()`` is that of the items really there (a lying
+    ``__len__`` is never trusted). numpy arrays become fresh lists of Python
+    scalars via ``tolist()``.
     """
-    if PyTuple_CheckExact(col):
+    if PyTuple_CheckExact(col) or PyList_CheckExact(col):
         return col
     if _is_ndarray(col):
         if col.ndim != 1:
@@ -510,18 +510,18 @@ cdef class CommandBuffer:
     def batch(self, args, list snapshot=None):
         """Column encoding: ``batch(("SET", keys, values))``; returns the number of commands.
 
-        Columns are copied (see _column_values) before their lengths are
-        compared, so the loop below only ever indexes containers of ``n``
-        items that no caller code can reach. ``snapshot``, if given, receives
-        the arguments as encoded: the name, then each column as the tuple (or
-        list) that was read and each scalar as itself; rows rebuilt from it
-        later match the bytes even if the caller mutates its lists meanwhile.
+        Columns are exact lists or tuples of ``n`` items (see _column_values);
+        a list that changes size while it is encoded raises RuntimeError and
+        nothing is written. ``snapshot``, if given, receives the arguments as
+        encoded: the name, then each column as a tuple and each scalar as
+        itself; rows rebuilt from it later match the bytes even if the caller
+        reuses its lists meanwhile (it costs a copy of each list column).
         """
         cdef Py_ssize_t nparts = 0, ncols, i, j, n = -1, m, mark = self._len, size
         cdef tuple t
         cdef list cols = []
         cdef list scalars = []
-        cdef object c, a
+        cdef object c, a, v
         t = args if PyTuple_CheckExact(args) else tuple(args)
         if PyTuple_GET_SIZE(t) == 0:
             raise ValueError("args must contain at least the command name")
@@ -531,7 +531,7 @@ cdef class CommandBuffer:
             a = <object>PyTuple_GET_ITEM(t, i)
             if _is_column(a):
                 c = _column_values(a)
-                m = PySequence_Fast_GET_SIZE(c)
+                m = PyList_GET_SIZE(c) if PyList_CheckExact(c) else PyTuple_GET_SIZE(c)
                 if n == -1:
                     n = m
                 elif m != n:
@@ -544,15 +544,38 @@ cdef class CommandBuffer:
                 cols.append(None)
         if n == -1:
             n = 1
-        # Scalars are encoded once; columns item by item.
+        # Scalars are encoded once; columns item by item. The row loop reads
+        # plain C arrays: kind[i] is 0 (scalar: bytes sp/sl), 1 (exact list)
+        # or 2 (tuple); colp[i] is borrowed from ``cols``, which keeps it alive.
+        cdef char* kind = NULL
+        cdef PyObject** colp = NULL
+        cdef const char** sp = NULL
+        cdef Py_ssize_t* sl = NULL
+        cdef PyObject* col
+        cdef char k
         try:
+            kind = <char*>PyMem_Malloc(ncols + 1)
+            colp = <PyObject**>PyMem_Malloc((ncols + 1) * sizeof(PyObject*))
+            sp = <const char**>PyMem_Malloc((ncols + 1) * sizeof(char*))
+            sl = <Py_ssize_t*>PyMem_Malloc((ncols + 1) * sizeof(Py_ssize_t))
+            if kind == NULL or colp == NULL or sp == NULL or sl == NULL:
+                raise MemoryError()
             for i in range(ncols):
-                if cols[i] is None and n:
-                    self._write_arg_batch(<object>PyTuple_GET_ITEM(t, i + 1))
-                    scalars.append(PyBytes_FromStringAndSize(self._data + mark, self._len - mark))
-                    self._len = mark
+                c = <object>PyList_GET_ITEM(cols, i)
+                colp[i] = <PyObject*>c
+                if c is None:
+                    kind[i] = 0
+                    if n:
+                        self._write_arg_batch(<object>PyTuple_GET_ITEM(t, i + 1))
+                        s = PyBytes_FromStringAndSize(self._data + mark, self._len - mark)
+                        self._len = mark
+                    else:
+                        s = b""
+                    scalars.append(s)
+                    sp[i] = PyBytes_AS_STRING(s)
+                    sl[i] = PyBytes_GET_SIZE(s)
                 else:
-                    scalars.append(None)
+                    kind[i] = 1 if PyList_CheckExact(c) else 2
             self._write_count(42, nparts + ncols)
             head = PyBytes_FromStringAndSize(self._data + mark, self._len - mark) + name
             self._len = mark
@@ -561,21 +584,33 @@ cdef class CommandBuffer:
                 self._ensure(size)
                 self._put(PyBytes_AS_STRING(head), size)
                 for i in range(ncols):
-                    c = <object>PyList_GET_ITEM(cols, i)
-                    if c is None:
-                        s = <object>PyList_GET_ITEM(scalars, i)
-                        self._ensure(PyBytes_GET_SIZE(s))
-                        self._put(PyBytes_AS_STRING(s), PyBytes_GET_SIZE(s))
+                    k = kind[i]
+                    col = colp[i]
+                    if k == 0:
+                        self._ensure(sl[i])
+                        self._put(sp[i], sl[i])
+                    elif k == 1:
+                        # Bounds checks are off: re-read the size, the previous
+                        # item's encoding may have run caller code.
+                        if PyList_GET_SIZE(<object>col) != n:
+                            raise RuntimeError(f"batch() argument {i + 1} changed size during encoding")
+                        v = <object>PyList_GET_ITEM(<object>col, j)   # a new reference for the call
+                        self._write_arg_batch(v)
                     else:
-                        self._write_arg_batch(<object>PySequence_Fast_GET_ITEM(c, j))
+                        self._write_arg_batch(<object>PyTuple_GET_ITEM(<object>col, j))
         except BaseException:
             self._len = mark
             raise
+        finally:
+            PyMem_Free(kind)
+            PyMem_Free(colp)
+            PyMem_Free(sp)
+            PyMem_Free(sl)
         if snapshot is not None:
             snapshot.append(t[0])
             for i in range(ncols):
                 c = <object>PyList_GET_ITEM(cols, i)
-                snapshot.append(<object>PyTuple_GET_ITEM(t, i + 1) if c is None else c)
+                snapshot.append(<object>PyTuple_GET_ITEM(t, i + 1) if c is None else tuple(c))
         return n
 
     cdef inline int _write_arg_batch(self, object v) except -1:

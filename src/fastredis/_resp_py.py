@@ -132,9 +132,10 @@ def _is_column(value: Any) -> bool:
 
 
 def _column_items(col: Any) -> Sequence[Any]:
-    """The column's items, copied once (as the compiled twin does): its length
-    is that of the items really there, and encoding cannot resize it."""
-    if type(col) is tuple:
+    """The column as an exact list or tuple, as in the compiled twin: lists
+    are used in place (their size is re-checked before every item); other
+    sequences are copied once, so a lying ``__len__`` is never trusted."""
+    if type(col) is tuple or type(col) is list:
         return col
     if _is_ndarray(col):
         if col.ndim != 1:
@@ -237,13 +238,23 @@ class CommandBuffer:
                 cols.append(None)
         if n == -1:
             n = 1
-        # Every item is encoded before anything is written: a failure leaves the buffer as it was.
-        enc_cols: List[Any] = []
-        for a, c in zip(args[1:], cols):
+        # Every item is encoded before anything is written: a failure leaves the
+        # buffer as it was. Scalars first, as the compiled twin does.
+        enc_cols: List[Any] = [
+            None if c is not None or n == 0 else _encode_batch_item(a, enc, err) for a, c in zip(args[1:], cols)
+        ]
+        for idx, c in enumerate(cols):
             if c is None:
-                enc_cols.append(None if n == 0 else _encode_batch_item(a, enc, err))
+                continue
+            if type(c) is list:
+                items = []
+                for j in range(n):
+                    if len(c) != n:  # an item's encoding ran caller code that resized the list
+                        raise RuntimeError(f"batch() argument {idx + 1} changed size during encoding")
+                    items.append(_encode_batch_item(c[j], enc, err))
+                enc_cols[idx] = items
             else:
-                enc_cols.append([_encode_batch_item(v, enc, err) for v in c])
+                enc_cols[idx] = [_encode_batch_item(v, enc, err) for v in c]
         out = bytearray()
         for j in range(n):
             out += head
@@ -252,7 +263,7 @@ class CommandBuffer:
         self._buf += out
         if snapshot is not None:
             snapshot.append(args[0])
-            snapshot.extend(a if c is None else c for a, c in zip(args[1:], cols))
+            snapshot.extend(a if c is None else tuple(c) for a, c in zip(args[1:], cols))
         return n
 
     def __len__(self) -> int:

@@ -68,9 +68,10 @@ cdef inline double _num(object value) except? -1.0:
 
 def decode_decisions(reply, limits, factory):
     """Decode the flat 5-per-request reply of ``ratelimit_driver.lua``."""
-    # Copies: the factory and the items' conversions run caller code that
-    # must not resize what the loop indexes; len() is that of the copy.
-    cdef tuple r = reply if type(reply) is tuple else tuple(reply)
+    # An exact list or tuple, so len() is that of the items really there; the
+    # factory and the items' conversions run caller code that may shrink a
+    # list, which the bounds-checked indexing turns into IndexError.
+    cdef object r = reply if (type(reply) is list or type(reply) is tuple) else tuple(reply)
     cdef tuple lim = tuple(limits)
     cdef Py_ssize_t n = len(r), i
     if n % 5:

@@ -109,9 +109,9 @@ def decode_decisions(reply: Sequence[Any], limits: Sequence[int], factory: Calla
         >>> decode_decisions([1, 1, 4, b"0", b"1.5"], [5], D)
         [D(allowed=True, limit=5, remaining=4, retry_after=0.0, reset_after=1.5)]
     """
-    # Copies: the factory and the items' conversions run caller code that
-    # must not resize what the loop indexes; len() is that of the copy.
-    r = reply if type(reply) is tuple else tuple(reply)
+    # An exact list or tuple (as the compiled twin), so len() is that of the
+    # items really there; a list shrunk by caller code raises IndexError.
+    r = reply if (type(reply) is list or type(reply) is tuple) else tuple(reply)
     lim = tuple(limits)
     n = len(r)
     if n % 5:

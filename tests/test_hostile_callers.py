@@ -247,6 +247,56 @@ def batch_codec_replaces_items_same_size(mod: Any) -> Any:
     return buf_batch(mod, ("SET", keys, vals), "hostile_clear")
 
 
+def _reentrant(action: str) -> Callable[[Any], Any]:
+    def run(mod: Any) -> Any:
+        buf = mod.CommandBuffer("hostile_clear")
+        buf.command(("PING",))
+        calls = {
+            "take": buf.take, "clear": buf.clear, "truncate": lambda: buf.truncate(0),
+            "command": lambda: buf.command(("SET", "x", "y" * 100_000)),
+            "add2": lambda: buf.add2(b"$3\r\nSET\r\n", "x", b"y" * 100_000),
+            "batch": lambda: buf.batch(("SET", ["x"] * 100, b"y" * 1000)), "init": buf.__init__,
+        }
+        clearing(calls[action])
+        try:
+            buf.batch(("SET", list(KEYS), list(VALS)))
+        finally:
+            clearing()
+        return buf.getvalue()
+
+    return run
+
+
+for _action in ("take", "clear", "truncate", "command", "add2", "batch", "init"):
+    # The codec (caller code) uses the buffer being encoded into.
+    CASES["resp"].append(Case(f"batch_codec_reenters_buffer_{_action}", _reentrant(_action), None, ("RuntimeError",)))
+    CASES["resp"].append(Case(
+        f"command_codec_reenters_buffer_{_action}",
+        (lambda act: lambda mod: (clearing(), _reentrant_command(mod, act))[1])(_action), None, ("RuntimeError",)))
+
+
+def _reentrant_command(mod: Any, action: str) -> Any:
+    buf = mod.CommandBuffer("hostile_clear")
+    calls = {
+        "take": buf.take, "clear": buf.clear, "truncate": lambda: buf.truncate(0),
+        "command": lambda: buf.command(("SET", "x", "y")), "add2": lambda: buf.add2(b"$3\r\nSET\r\n", "x", b"y"),
+        "batch": lambda: buf.batch(("SET", ["x"], b"y")), "init": buf.__init__,
+    }
+    clearing(calls[action])
+    try:
+        buf.add2(b"$3\r\nSET\r\n", "k", "v")
+    finally:
+        clearing()
+    return buf.getvalue()
+
+
+@case("resp", errors=("RuntimeError",))
+def reader_reply_error_reinits_reader(mod: Any) -> Any:
+    r = mod.Reader(replyError=lambda msg: r.__init__())
+    r.feed(b"*2\r\n-ERR a\r\n$3\r\nabc\r\n")
+    return r.gets()
+
+
 def _dunder_case(dunder_base: type, value: Any, where: str) -> Callable[[Any], Any]:
     def run(mod: Any) -> Any:
         vals = list(VALS)

@@ -11,6 +11,7 @@ cdef class CommandBuffer:
     cdef bytes _enc_b
     cdef bytes _err_b
     cdef dict _names
+    cdef bint _busy
 
     cdef int _grow(self, Py_ssize_t extra) except -1
     cdef inline int _ensure(self, Py_ssize_t extra) except -1
@@ -21,6 +22,9 @@ cdef class CommandBuffer:
     cdef inline int _write_text(self, object v) except -1
     cdef int _write_double(self, double d) except -1
     cdef int _write_arg_slow(self, object v, bint batch) except -1
+    cdef int _write_arg_slow_body(self, object v, bint batch) except -1
+    cdef inline int _check_idle(self) except -1
+    cdef Py_ssize_t _batch(self, object args, list snapshot) except -1
     cdef bytes _name_parts(self, object name, Py_ssize_t* count)
     cdef inline int _fixed_head(self, bytes name, Py_ssize_t n) except -1
     cdef inline int _write_arg_batch(self, object v) except -1

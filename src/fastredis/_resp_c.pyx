@@ -219,6 +219,7 @@ cdef class CommandBuffer:
         self._cap = 0
 
     def __init__(self, str encoding="utf-8", str errors="strict"):
+        self._check_idle()
         codecs.lookup(encoding)
         codecs.lookup_error(errors)
         self.encoding = encoding
@@ -237,6 +238,13 @@ cdef class CommandBuffer:
         if self._data != NULL:
             PyMem_Free(self._data)
             self._data = NULL
+
+    cdef inline int _check_idle(self) except -1:
+        """Encoding may run caller code (a codec, ``__index__``, ``tolist()``);
+        that code must not use this buffer until the encoding is done."""
+        if self._busy:
+            raise RuntimeError("CommandBuffer used by caller code run while it encodes (a codec, __index__, ...)")
+        return 0
 
     cdef int _grow(self, Py_ssize_t extra) except -1:
         cdef Py_ssize_t need = self._len + extra
@@ -314,10 +322,16 @@ cdef class CommandBuffer:
         """A str (or str subclass: its characters, never its __str__) in the client's encoding."""
         cdef Py_ssize_t n
         cdef const char* p
+        cdef bint was
         if self._utf8_strict:
             p = PyUnicode_AsUTF8AndSize(v, &n)
             return self._write_bulk(p, n)
-        b = PyUnicode_AsEncodedString(v, self._enc_b, self._err_b)
+        was = self._busy
+        self._busy = True   # the codec may be caller code
+        try:
+            b = PyUnicode_AsEncodedString(v, self._enc_b, self._err_b)
+        finally:
+            self._busy = was
         return self._write_bulk(PyBytes_AS_STRING(b), PyBytes_GET_SIZE(b))
 
     cdef int _write_double(self, double d) except -1:
@@ -347,6 +361,15 @@ cdef class CommandBuffer:
         return 0
 
     cdef int _write_arg_slow(self, object v, bint batch) except -1:
+        """_write_arg_slow_body, marking the buffer busy: caller code may run."""
+        cdef bint was = self._busy
+        self._busy = True
+        try:
+            return self._write_arg_slow_body(v, batch)
+        finally:
+            self._busy = was
+
+    cdef int _write_arg_slow_body(self, object v, bint batch) except -1:
         """Everything but exact bytes/str/int/float: the rules of redis-py 8.1 + hiredis.
 
         - bytes and str subclasses: their contents (a str subclass in the
@@ -431,13 +454,18 @@ cdef class CommandBuffer:
         """Encode one command; ``args[0]`` is the name (split on spaces as redis-py does)."""
         cdef Py_ssize_t nparts = 0, i, n, mark = self._len
         cdef tuple t
+        self._check_idle()
         # A tuple is immutable; anything else (a list an argument's codec
         # could resize) is copied once, so the loop indexes a fixed size.
-        t = args if PyTuple_CheckExact(args) else tuple(args)
-        n = PyTuple_GET_SIZE(t)
-        if n == 0:
-            raise ValueError("args must contain at least the command name")
-        head = self._name_parts(t[0], &nparts)
+        self._busy = True
+        try:
+            t = args if PyTuple_CheckExact(args) else tuple(args)
+            n = PyTuple_GET_SIZE(t)
+            if n == 0:
+                raise ValueError("args must contain at least the command name")
+            head = self._name_parts(t[0], &nparts)
+        finally:
+            self._busy = False
         try:
             self._write_count(42, nparts + n - 1)
             self._ensure(PyBytes_GET_SIZE(head))
@@ -462,6 +490,7 @@ cdef class CommandBuffer:
     def add1(self, bytes name not None, a):
         """Fast path: ``name`` is the pre-encoded bulk of the command name, e.g. b"$3\\r\\nGET\\r\\n"."""
         cdef Py_ssize_t mark = self._len
+        self._check_idle()
         try:
             self._fixed_head(name, 2)
             self._write_arg(a)
@@ -472,6 +501,7 @@ cdef class CommandBuffer:
     def add2(self, bytes name not None, a, b):
         """Fast path with two args after the pre-encoded name."""
         cdef Py_ssize_t mark = self._len
+        self._check_idle()
         try:
             self._fixed_head(name, 3)
             self._write_arg(a)
@@ -483,6 +513,7 @@ cdef class CommandBuffer:
     def add3(self, bytes name not None, a, b, c):
         """Fast path with three args after the pre-encoded name."""
         cdef Py_ssize_t mark = self._len
+        self._check_idle()
         try:
             self._fixed_head(name, 4)
             self._write_arg(a)
@@ -495,7 +526,13 @@ cdef class CommandBuffer:
     def addn(self, bytes name not None, args):
         """Fast path with any number of args after the pre-encoded name."""
         cdef Py_ssize_t mark = self._len, i, n
-        cdef tuple t = args if PyTuple_CheckExact(args) else tuple(args)
+        cdef tuple t
+        self._check_idle()
+        self._busy = True
+        try:
+            t = args if PyTuple_CheckExact(args) else tuple(args)
+        finally:
+            self._busy = False
         n = PyTuple_GET_SIZE(t)
         try:
             self._write_count(42, n + 1)
@@ -510,13 +547,24 @@ cdef class CommandBuffer:
     def batch(self, args, list snapshot=None):
         """Column encoding: ``batch(("SET", keys, values))``; returns the number of commands.
 
-        Columns are exact lists or tuples of ``n`` items (see _column_values);
-        a list that changes size while it is encoded raises RuntimeError and
-        nothing is written. ``snapshot``, if given, receives the arguments as
-        encoded: the name, then each column as a tuple and each scalar as
-        itself; rows rebuilt from it later match the bytes even if the caller
-        reuses its lists meanwhile (it costs a copy of each list column).
+        Each column (any sequence or 1-D numpy array but str, bytes,
+        bytearray and memoryview) gives one command per item; scalars repeat.
+        ``snapshot``, if given, receives the arguments as encoded: the name,
+        then each column as a tuple and each scalar as itself; rows rebuilt
+        from it later match the bytes even if the caller reuses its lists
+        meanwhile (it costs a copy of each list column).
         """
+        self._check_idle()
+        self._busy = True
+        try:
+            return self._batch(args, snapshot)
+        finally:
+            self._busy = False
+
+    cdef Py_ssize_t _batch(self, object args, list snapshot) except -1:
+        """batch() under the busy flag. Columns are exact lists or tuples of
+        ``n`` items (see _column_values); a list that changes size while it is
+        encoded raises RuntimeError and nothing is written."""
         cdef Py_ssize_t nparts = 0, ncols, i, j, n = -1, m, mark = self._len, size
         cdef tuple t
         cdef list cols = []
@@ -627,12 +675,14 @@ cdef class CommandBuffer:
 
     def take(self):
         """The encoded bytes; the buffer is then empty."""
+        self._check_idle()
         out = PyBytes_FromStringAndSize(self._data, self._len)
         self._len = 0
         return out
 
     def clear(self):
         """Drop everything."""
+        self._check_idle()
         self._len = 0
 
     def mark(self):
@@ -641,6 +691,7 @@ cdef class CommandBuffer:
 
     def truncate(self, Py_ssize_t mark):
         """Drop everything after ``mark``."""
+        self._check_idle()
         if mark < 0 or mark > self._len:
             raise ValueError(f"mark {mark} out of range 0..{self._len}")
         self._len = mark
@@ -807,6 +858,8 @@ cdef class Reader:
 
     def __init__(self, protocolError=ProtocolError, replyError=ResponseError, encoding=None,
                  errors=None, notEnoughData=False, max_bulk_len=MAX_BULK):
+        if self._busy:
+            raise RuntimeError("Reader.__init__() called while the reader is parsing")
         if not callable(protocolError) or not callable(replyError):
             raise TypeError("Expected a callable")
         self._max_bulk = _check_max_bulk(max_bulk_len)

@@ -149,6 +149,10 @@ def _column_items(col: Any) -> Sequence[Any]:
     return tuple(col)
 
 
+def _busy_error() -> None:
+    raise RuntimeError("CommandBuffer used by caller code run while it encodes (a codec, __index__, ...)")
+
+
 class CommandBuffer:
     """One growable output buffer that commands are encoded into (RESP arrays of bulk strings).
 
@@ -160,9 +164,12 @@ class CommandBuffer:
     67
     """
 
-    __slots__ = ("_buf", "encoding", "errors")
+    __slots__ = ("_buf", "encoding", "errors", "_busy")
 
     def __init__(self, encoding: str = "utf-8", errors: str = "strict") -> None:
+        if getattr(self, "_busy", False):
+            _busy_error()
+        self._busy = False
         codecs.lookup(encoding)
         codecs.lookup_error(errors)
         self._buf = bytearray()
@@ -171,6 +178,15 @@ class CommandBuffer:
 
     def command(self, args: Any) -> None:
         """Encode one command; ``args[0]`` is the name (split on spaces as redis-py does)."""
+        if self._busy:
+            _busy_error()
+        self._busy = True
+        try:
+            self._command(args)
+        finally:
+            self._busy = False
+
+    def _command(self, args: Any) -> None:
         args = args if type(args) is tuple else tuple(args)
         if not args:
             raise ValueError("args must contain at least the command name")
@@ -181,7 +197,17 @@ class CommandBuffer:
             _bulk(out, _encode(a, enc, err))
         self._buf += out
 
-    def _fixed(self, name: bytes, args: Tuple[Any, ...]) -> None:
+    def _fixed(self, name: bytes, args: Any) -> None:
+        if self._busy:
+            _busy_error()
+        self._busy = True
+        try:
+            self._fixed_body(name, args)
+        finally:
+            self._busy = False
+
+    def _fixed_body(self, name: bytes, args: Any) -> None:
+        args = args if type(args) is tuple else tuple(args)
         enc, err = self.encoding, self.errors
         out = bytearray(b"*%d\r\n" % (len(args) + 1))
         out += name
@@ -203,7 +229,7 @@ class CommandBuffer:
 
     def addn(self, name: bytes, args: Any) -> None:
         """Fast path with any number of args after the pre-encoded name."""
-        self._fixed(name, tuple(args))
+        self._fixed(name, args)
 
     def batch(self, args: Any, snapshot: Optional[list] = None) -> int:
         """Column encoding: ``batch(("SET", keys, values))``; returns the number of commands.
@@ -213,6 +239,15 @@ class CommandBuffer:
         itself (rows rebuilt from it match the bytes whatever the caller
         does to its lists afterwards).
         """
+        if self._busy:
+            _busy_error()
+        self._busy = True
+        try:
+            return self._batch(args, snapshot)
+        finally:
+            self._busy = False
+
+    def _batch(self, args: Any, snapshot: Optional[list]) -> int:
         args = args if type(args) is tuple else tuple(args)
         if not args:
             raise ValueError("args must contain at least the command name")
@@ -275,12 +310,16 @@ class CommandBuffer:
 
     def take(self) -> bytes:
         """The encoded bytes; the buffer is then empty."""
+        if self._busy:
+            _busy_error()
         data = bytes(self._buf)
         self._buf.clear()
         return data
 
     def clear(self) -> None:
         """Drop everything."""
+        if self._busy:
+            _busy_error()
         self._buf.clear()
 
     def mark(self) -> int:
@@ -289,6 +328,8 @@ class CommandBuffer:
 
     def truncate(self, mark: int) -> None:
         """Drop everything after ``mark``."""
+        if self._busy:
+            _busy_error()
         if mark < 0 or mark > len(self._buf):
             raise ValueError(f"mark {mark} out of range 0..{len(self._buf)}")
         del self._buf[mark:]
@@ -373,6 +414,8 @@ class Reader:
         notEnoughData: Any = False,
         max_bulk_len: Optional[int] = MAX_BULK,
     ) -> None:
+        if getattr(self, "_busy", False):
+            raise RuntimeError("Reader.__init__() called while the reader is parsing")
         if not callable(protocolError) or not callable(replyError):
             raise TypeError("Expected a callable")
         self._max_bulk = _check_max_bulk(max_bulk_len)

@@ -82,12 +82,19 @@ class Color(enum.IntEnum):
 
 
 @pytest.mark.parametrize(
-    "value",
-    [MyStr("sub"), MyInt(5), MyFloat(2.5), Color.RED, np.float64(1.5), True is True and "x"],
+    "value,expected",
+    [(MyStr("sub"), b"sub"), (MyInt(5), DataError), (MyFloat(2.5), b"2.5"), (Color.RED, DataError),
+     (np.float64(1.5), b"1.5"), (True, DataError)],
 )
-def test_subclasses_follow_redis_py(resp_impl, value):
-    # int/float subclasses go through repr() exactly as redis-py's Encoder does.
-    assert resp_impl.pack_command(("SET", "k", value)) == redis_py_pack("SET", "k", value)
+def test_subclasses_follow_redis_py_with_hiredis(resp_impl, value, expected):
+    # redis-py + hiredis: int subclasses are rejected; str subclasses send their
+    # characters. Float subclasses send float.__repr__ (hiredis: the subclass's
+    # repr, b"np.float64(1.5)": the documented difference). See test_value_encoding.py.
+    if expected is DataError:
+        with pytest.raises(DataError):
+            resp_impl.pack_command(("SET", "k", value))
+    else:
+        assert resp_impl.pack_command(("SET", "k", value)) == cmd(b"SET", b"k", expected)
 
 
 @pytest.mark.parametrize(
@@ -308,3 +315,28 @@ def test_float_fast_path_equals_repr(value: float) -> None:
     from fastredis import _resp_c
 
     assert _resp_c.pack_command(("SET", "k", value)).rsplit(b"\r\n", 2)[-2] == repr(value).encode()
+
+
+@pytest.mark.parametrize("scale", [2, 4, 8, 16, 1024, 2**20])
+def test_dyadic_floats_halfway_between_short_decimals(resp_impl, scale: int) -> None:
+    # d = m / 2^j lies exactly halfway between two shorter decimals (12345.25 at
+    # one digit): the compiled fast path must look one digit further, not stop.
+    for m in (1, 3, 5, 12345 * scale + 1, 99999 * scale + scale - 1, 2**40 + 1):
+        value = m / scale
+        for v in (value, -value):
+            assert resp_impl.pack_command(("SET", "k", v)).rsplit(b"\r\n", 2)[-2] == repr(v).encode()
+
+
+def test_batch_snapshot_is_what_was_encoded(resp_impl):
+    keys, vals = ["a", "b"], [1, 2]
+    snap: list = []
+    buf = resp_impl.CommandBuffer()
+    assert buf.batch(("SET", keys, vals, "NX"), snap) == 2
+    keys.clear()  # the caller reuses its lists: the snapshot keeps the rows that were sent
+    assert snap[0] == "SET" and list(snap[1]) == ["a", "b"] and list(snap[2]) == [1, 2] and snap[3] == "NX"
+    assert buf.getvalue() == b"".join(
+        resp_impl.pack_command(("SET", snap[1][i], snap[2][i], "NX")) for i in range(2))
+    snap = []
+    with pytest.raises(DataError):
+        buf.batch(("SET", ["a"], [None]), snap)
+    assert snap == []  # filled only on success

@@ -94,6 +94,8 @@ VALID = [
     b"=4\r\ntxt:\r\n",
     b"*2\r\n%1\r\n+k\r\n~2\r\n#t\r\n_\r\n,2.5\r\n",
     b"*1\r\n" * 200 + b":1\r\n",
+    b"(3492890328409238509324850943850943825024385\r\n(-12\r\n(0\r\n(007\r\n",
+    b"*2\r\n(1\r\n%1\r\n(2\r\n~1\r\n(-3\r\n",
 ]
 
 
@@ -108,13 +110,24 @@ def test_matches_hiredis(resp_impl, data, chunk, opts):
     assert not r.has_data() and r.len() == 0
 
 
-def test_big_number_is_int_like_redis_py(resp_impl):
-    r = resp_impl.Reader()
-    r.feed(b"(3492890328409238509324850943850943825024385\r\n(-12\r\n(0\r\n")
-    assert r.gets() == 3492890328409238509324850943850943825024385
-    assert r.gets() == -12
-    assert r.gets() == 0
-    for bad in (b"(\r\n", b"(+1\r\n", b"(1a\r\n"):
+def test_big_number_like_hiredis_through_redis_py(resp_impl):
+    # redis-py's parser is hiredis's when hiredis is installed (fastredis's
+    # FastParser derives from it): a RESP3 big number is its digits, as bytes,
+    # or as str when decoding (decode_responses=True); gets(False) gives bytes.
+    wire = b"(3492890328409238509324850943850943825024385\r\n(-12\r\n"
+    for kw in ({}, {"encoding": "utf-8"}):
+        for decode in (True, False):
+            ours, theirs = resp_impl.Reader(**kw), hiredis.Reader(**kw)
+            ours.feed(wire)
+            theirs.feed(wire)
+            got = [ours.gets(decode), ours.gets(decode)]
+            assert got == [theirs.gets(decode), theirs.gets(decode)]
+            kind = str if (kw and decode) else bytes
+            assert got == [kind(b"3492890328409238509324850943850943825024385", "ascii") if kind is str
+                           else b"3492890328409238509324850943850943825024385",
+                           "-12" if kind is str else b"-12"]
+    # hiredis takes "(" and "(-" as big numbers; they are not valid RESP3: ProtocolError.
+    for bad in (b"(\r\n", b"(-\r\n", b"(+1\r\n", b"(1a\r\n", b"(1.5\r\n"):
         r = resp_impl.Reader()
         r.feed(bad)
         with pytest.raises(ProtocolError):
@@ -453,3 +466,205 @@ def test_server_kill_mid_reply_leaves_reader_waiting(resp_impl, redis_url):
     assert r.gets() is False
     r.feed(data[-5:])
     assert r.gets() == b"y" * 100_000
+
+
+# ------------------------------------------------------- max_bulk_len
+
+
+def test_max_bulk_len_default_and_property(resp_impl):
+    assert resp_impl.MAX_BULK == 512 * 1024 * 1024
+    assert resp_impl.Reader().max_bulk_len == resp_impl.MAX_BULK
+    assert resp_impl.Reader(max_bulk_len=None).max_bulk_len is None
+    assert resp_impl.Reader(max_bulk_len=0).max_bulk_len == 0
+    assert resp_impl.Reader(max_bulk_len=2**70).max_bulk_len is None  # beyond int64: no cap
+    for bad, exc in ((-1, ValueError), (True, TypeError), (1.5, TypeError), ("10", TypeError)):
+        with pytest.raises(exc):
+            resp_impl.Reader(max_bulk_len=bad)
+
+
+@pytest.mark.parametrize("cap", [0, 1, 10, 1000])
+def test_max_bulk_len_boundary(resp_impl, cap):
+    for t in (b"$", b"=", b"!"):
+        body = (b"txt:" + b"x" * (cap - 4)) if t == b"=" and cap >= 4 else b"x" * cap
+        if t == b"=" and cap < 4:
+            continue
+        r = resp_impl.Reader(max_bulk_len=cap, replyError=reply_error)
+        r.feed(t + b"%d\r\n%s\r\n" % (len(body), body))
+        assert r.gets() is not False
+        r = resp_impl.Reader(max_bulk_len=cap)
+        r.feed(t + b"%d\r\n" % (cap + 1))
+        with pytest.raises(ProtocolError, match="max_bulk_len"):
+            r.gets()
+
+
+def test_max_bulk_len_none_lifts_the_cap_without_preallocating(resp_impl):
+    r = resp_impl.Reader(max_bulk_len=None)
+    tracemalloc.start()
+    try:
+        r.feed(b"$536870913\r\n0123456789")  # above the default cap: accepted, awaited
+        assert r.gets() is False
+        r.feed(b"x" * 10)
+        assert r.gets() is False
+        # int64-max length: no overflow of offset + length, just waiting.
+        r2 = resp_impl.Reader(max_bulk_len=None)
+        r2.feed(b"$9223372036854775807\r\nabc")
+        assert r2.gets() is False
+        r2.feed(b"def\r\n")
+        assert r2.gets() is False
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 1_000_000
+    r = resp_impl.Reader(max_bulk_len=None)
+    r.feed(b"$9223372036854775808\r\n")  # not an int64: malformed whatever the cap
+    with pytest.raises(ProtocolError):
+        r.gets()
+
+
+def test_max_bulk_len_lifted_bulk_arrives(resp_impl):
+    size = 3 * 1024 * 1024
+    r = resp_impl.Reader(max_bulk_len=size - 1)
+    r.feed(b"$%d\r\n" % size)
+    with pytest.raises(ProtocolError):
+        r.gets()
+    r = resp_impl.Reader(max_bulk_len=None)
+    payload = bytes(range(256)) * (size // 256)
+    wire = b"$%d\r\n%s\r\n" % (size, payload)
+    for i in range(0, len(wire), 65536):
+        assert r.gets() is False
+        r.feed(wire[i : i + 65536])
+    assert r.gets() == payload
+
+
+@pytest.mark.parametrize("data", VALID)
+def test_uncapped_reader_matches_hiredis(resp_impl, data):
+    r = resp_impl.Reader(replyError=reply_error, notEnoughData=NOT_ENOUGH, max_bulk_len=None)
+    assert parse_all(r, data, 2) == hiredis_oracle(data)
+
+
+# ------------------------------------------------------- caller code inside the parser
+
+
+def _drain(reader):
+    out = []
+    while True:
+        try:
+            x = reader.gets()
+        except Exception as exc:  # noqa: BLE001
+            out.append(("exc", type(exc).__name__))
+            continue
+        if x is False:
+            return out
+        out.append(norm(x))
+
+
+@pytest.mark.parametrize("wire", [
+    b"*2\r\n-ERR x\r\n:1\r\n+OK\r\n",
+    b"-ERR a\r\n-ERR b\r\n+OK\r\n",
+    b"*3\r\n!3\r\nbad\r\n-ERR y\r\n*1\r\n-ERR z\r\n:5\r\n",
+])
+def test_raising_reply_error_finishes_the_reply_like_hiredis(resp_impl, wire):
+    def bad(msg):
+        raise KeyError(msg)
+
+    theirs = hiredis.Reader(replyError=bad)
+    theirs.feed(wire.replace(b"!3\r\nbad", b"$3\r\nbad"))  # hiredis 3 rejects '!'
+    ours = resp_impl.Reader(replyError=bad)
+    ours.feed(wire.replace(b"!3\r\nbad", b"$3\r\nbad"))
+    assert _drain(ours) == _drain(theirs)
+    if b"!" in wire:  # a blob error: same outcome
+        ours = resp_impl.Reader(replyError=bad)
+        ours.feed(wire)
+        assert _drain(ours) == [("exc", "KeyError"), ("int", 5)]
+
+
+def test_reentrant_gets_is_refused(resp_impl):
+    calls = []
+
+    def reenter(msg):
+        try:
+            box[0].gets()
+        except RuntimeError as exc:
+            calls.append(str(exc))
+        return msg
+
+    box = [resp_impl.Reader(replyError=reenter)]
+    box[0].feed(b"*2\r\n-E1\r\n+a\r\n+after\r\n")
+    assert box[0].gets() == ["E1", b"a"]
+    assert box[0].gets() == b"after"
+    assert len(calls) == 1 and "parsing" in calls[0]
+
+
+def test_unhashable_map_key_raises_after_the_reply_and_reader_stays_in_sync(resp_impl):
+    # hiredis leaves its reader broken ("Out of memory" forever) on this input.
+    r = resp_impl.Reader()
+    r.feed(b"%2\r\n*0\r\n:1\r\n+k\r\n:2\r\n+OK\r\n")
+    with pytest.raises(TypeError):
+        r.gets()
+    assert r.gets() == b"OK"
+    assert r.gets() is False
+
+
+def test_failing_codec_is_raised_after_the_reply(resp_impl):
+    import codecs
+
+    def dec(data, errors="strict"):
+        if data == b"boom":
+            raise LookupError("codec failed")
+        return codecs.utf_8_decode(data, errors)
+
+    def search(name):
+        return codecs.CodecInfo(codecs.utf_8_encode, dec, name=name) if name == "fr_test_failing" else None
+
+    codecs.register(search)
+    r = resp_impl.Reader(encoding="fr_test_failing")
+    r.feed(b"*2\r\n+boom\r\n+ok\r\n+next\r\n")
+    with pytest.raises(LookupError):
+        r.gets()
+    assert r.gets() == "next"
+
+
+def test_interrupt_mid_reply_fails_the_reader(resp_impl):
+    # A BaseException (not a callback's Exception) cannot be resumed: the
+    # reader fails for good, as on malformed input; the connection is dropped.
+    def interrupt(msg):
+        raise KeyboardInterrupt
+
+    r = resp_impl.Reader(replyError=interrupt)
+    r.feed(b"*2\r\n-ERR\r\n+a\r\n+OK\r\n")
+    with pytest.raises(KeyboardInterrupt):
+        r.gets()
+    with pytest.raises(ProtocolError, match="interrupted"):
+        r.gets()
+
+
+def test_feed_offset_and_length_cannot_overflow(resp_impl):
+    r = resp_impl.Reader()
+    for off, length in ((2**62, 2**62), (1, 2**63 - 1), (6, -1), (5, 1)):
+        with pytest.raises((ValueError, OverflowError)):
+            r.feed(b"+OK\r\n", off, length)
+    with pytest.raises(BufferError):
+        r.feed(memoryview(b"++OOKK\r\r\n\n")[::2])
+    assert r.len() == 0
+
+
+@pytest.mark.parametrize("protocol", [2, 3])
+@pytest.mark.parametrize("decode", [False, True])
+def test_big_number_from_a_server_like_redis_py_with_hiredis(resp_impl, server_factory, protocol, decode):
+    # DEBUG PROTOCOL bignum sends a RESP3 big number ("(1234567999...").
+    from fastredis.client import client_class_for
+
+    server = server_factory("--enable-debug-command", "yes")
+    results = []
+    for cls in (redis.Redis, client_class_for(resp_impl)):
+        c = cls(port=server.port, protocol=protocol, decode_responses=decode)
+        try:
+            p = c.pipeline()
+            p.execute_command("DEBUG", "PROTOCOL", "bignum")
+            results.append((c.execute_command("DEBUG", "PROTOCOL", "bignum"), p.execute()))
+        finally:
+            c.close()
+    assert redis.utils.HIREDIS_AVAILABLE
+    assert results[0] == results[1]
+    digits = "1234567999999999999999999999999999999"
+    assert results[1][0] == (digits if decode else digits.encode())

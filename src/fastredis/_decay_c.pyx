@@ -1,4 +1,5 @@
-# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+# cython: language_level=3, cdivision=True
+# Bounds checks stay on: these functions index caller sequences.
 """Forward-decay arithmetic (compiled twin of ``_decay_py``; same names, same results).
 
 Example::
@@ -79,9 +80,7 @@ def decayed(stored, double now, double landmark, double lam):
 
 def decay_many(stored, double now, double landmark, double lam):
     """:func:`decayed` over a sequence (or 1-d numpy array) of stored scores."""
-    if hasattr(stored, "tolist"):
-        stored = stored.tolist()
-    return [_decayed(float(s), now, landmark, lam) for s in stored]
+    return [_decayed(float(s), now, landmark, lam) for s in _items(stored, True)]
 
 
 def rebase_factor(double old_landmark, double new_landmark, double lam):
@@ -105,21 +104,36 @@ cdef inline bint _is_scalar(object x):
     return isinstance(x, (int, float)) or (hasattr(x, "ndim") and x.ndim == 0)
 
 
+cdef object _items(object seq, bint numeric):
+    """A caller sequence as an exact list or tuple, so ``len()`` is that of the
+    items really there (a lying ``__len__`` is never trusted). Lists are used
+    in place: caller code run by the loops (``__float__``, ``__hash__``) may
+    shrink them, which the bounds-checked indexing turns into IndexError.
+    numpy arrays of numbers via tolist()."""
+    if type(seq) is tuple or type(seq) is list:
+        return seq
+    if numeric and hasattr(seq, "tolist"):
+        seq = seq.tolist()
+        if type(seq) is list:
+            return seq
+    return tuple(seq)
+
+
 def aggregate(members, values, str name="value"):
     """Sum ``values`` per member (first-seen order), so a batch sends one change per member."""
-    cdef Py_ssize_t n = len(members), i
+    cdef object mem = _items(members, False)
+    cdef object vals = _items(values, True)
+    cdef Py_ssize_t n = len(mem), i
     cdef double v
-    if len(values) != n:
-        raise ValueError(f"members and {name}s differ in length ({n} != {len(values)})")
-    if hasattr(values, "tolist"):
-        values = values.tolist()
+    if len(vals) != n:
+        raise ValueError(f"members and {name}s differ in length ({n} != {len(vals)})")
     cdef dict index = {}
     cdef list out_m = []
     cdef list out_v = []
     cdef list sums = []
     for i in range(n):
-        m = members[i]
-        v = _finite(values[i], name)
+        m = mem[i]
+        v = _finite(vals[i], name)
         j = index.get(m)
         if j is None:
             _check_member(m)
@@ -133,32 +147,32 @@ def aggregate(members, values, str name="value"):
 
 def aggregate_increments(members, weights, times, double landmark, double lam):
     """Per-member sums of :func:`increment` for events ``(member, weight, time)``."""
-    cdef Py_ssize_t n = len(members), i
+    cdef object mem = _items(members, False)
+    cdef object ws = _items(weights, True)
+    cdef object ts = None
+    cdef Py_ssize_t n = len(mem), i
     cdef double t0 = 0.0, w, t
     cdef bint scalar = _is_scalar(times)
-    if len(weights) != n:
-        raise ValueError(f"members and weights differ in length ({n} != {len(weights)})")
+    if len(ws) != n:
+        raise ValueError(f"members and weights differ in length ({n} != {len(ws)})")
     if scalar:
         t0 = _finite(times, "at")
     else:
-        if len(times) != n:
-            raise ValueError(f"members and at differ in length ({n} != {len(times)})")
-        if hasattr(times, "tolist"):
-            times = times.tolist()
-    if hasattr(weights, "tolist"):
-        weights = weights.tolist()
+        ts = _items(times, True)
+        if len(ts) != n:
+            raise ValueError(f"members and at differ in length ({n} != {len(ts)})")
     cdef list incs = [None] * n
     for i in range(n):
-        wo = weights[i]
+        wo = ws[i]
         w = _finite(wo, "weight")
         if scalar:
             t = t0
             to = times
         else:
-            to = times[i]
+            to = ts[i]
             t = _finite(to, "at")
         incs[i] = _inc(w, t, landmark, lam, wo, to)
-    out_m, out_v = aggregate(members, incs, "weight")
+    out_m, out_v = aggregate(mem, incs, "weight")
     for v in out_v:
         if not isfinite(<double>v):
             raise ValueError("the sum of increments for one member overflows a double")

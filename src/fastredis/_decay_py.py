@@ -116,7 +116,7 @@ def decay_many(stored: Sequence[float], now: float, landmark: float, lam: float)
         >>> decay_many([2.0, 4.0], 1.0, 0.0, math.log(2))
         [1.0, 2.0]
     """
-    return [decayed(s, now, landmark, lam) for s in stored]
+    return [decayed(s, now, landmark, lam) for s in _items(stored, True)]
 
 
 def rebase_factor(old_landmark: float, new_landmark: float, lam: float) -> float:
@@ -152,6 +152,19 @@ def _is_scalar(x: Any) -> bool:
     return isinstance(x, (int, float)) or (hasattr(x, "ndim") and getattr(x, "ndim") == 0)
 
 
+def _items(seq: Any, numeric: bool) -> Sequence[Any]:
+    """A caller sequence as an exact list or tuple (as the compiled twin), so
+    ``len()`` is that of the items really there (a lying ``__len__`` is never
+    trusted). numpy arrays of numbers via tolist()."""
+    if type(seq) is tuple or type(seq) is list:
+        return seq
+    if numeric and hasattr(seq, "tolist"):
+        seq = seq.tolist()
+        if type(seq) is list:
+            return seq
+    return tuple(seq)
+
+
 def aggregate(members: Sequence[Any], values: Sequence[float], name: str = "value") -> Tuple[List[Any], List[float]]:
     """Sum ``values`` per member (first-seen order), so a batch sends one change per member.
 
@@ -160,17 +173,17 @@ def aggregate(members: Sequence[Any], values: Sequence[float], name: str = "valu
         >>> aggregate(["x", "y", "x"], [1, 2, 3])
         (['x', 'y'], [4.0, 2.0])
     """
-    n = len(members)
-    if len(values) != n:
-        raise ValueError(f"members and {name}s differ in length ({n} != {len(values)})")
+    mem = _items(members, False)
+    vals = _items(values, True)  # numpy: plain floats, same values
+    n = len(mem)
+    if len(vals) != n:
+        raise ValueError(f"members and {name}s differ in length ({n} != {len(vals)})")
     index: dict = {}
     out_m: List[Any] = []
     out_v: List[float] = []
-    if hasattr(values, "tolist"):
-        values = values.tolist()  # numpy: plain floats, same values
     for i in range(n):
-        m = members[i]
-        v = _finite(values[i], name)
+        m = mem[i]
+        v = _finite(vals[i], name)
         j = index.get(m)
         if j is None:
             _check_member(m)
@@ -195,21 +208,21 @@ def aggregate_increments(members: Sequence[Any], weights: Sequence[float], times
         >>> aggregate_increments(["a", "a"], [1.0, 1.0], [0.0, 1.0], 0.0, math.log(2))
         (['a'], [3.0])
     """
-    n = len(members)
-    if len(weights) != n:
-        raise ValueError(f"members and weights differ in length ({n} != {len(weights)})")
+    mem = _items(members, False)
+    ws = _items(weights, True)
+    n = len(mem)
+    if len(ws) != n:
+        raise ValueError(f"members and weights differ in length ({n} != {len(ws)})")
     if _is_scalar(times):
         t0 = _finite(times, "at")
-        times_l: Optional[List[Any]] = None
+        times_l: Optional[Sequence[Any]] = None
     else:
-        if len(times) != n:
-            raise ValueError(f"members and at differ in length ({n} != {len(times)})")
-        times_l = times.tolist() if hasattr(times, "tolist") else times
+        times_l = _items(times, True)
+        if len(times_l) != n:
+            raise ValueError(f"members and at differ in length ({n} != {len(times_l)})")
         t0 = 0.0
-    if hasattr(weights, "tolist"):
-        weights = weights.tolist()
-    incs = [increment(weights[i], t0 if times_l is None else times_l[i], landmark, lam) for i in range(n)]
-    out_m, out_v = aggregate(members, incs, "weight")
+    incs = [increment(ws[i], t0 if times_l is None else times_l[i], landmark, lam) for i in range(n)]
+    out_m, out_v = aggregate(mem, incs, "weight")
     for v in out_v:
         if v in (math.inf, -math.inf):
             raise ValueError("the sum of increments for one member overflows a double")

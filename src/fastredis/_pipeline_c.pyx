@@ -1,4 +1,5 @@
-# cython: language_level=3, boundscheck=False, wraparound=False
+# cython: language_level=3
+# Bounds checks stay on: callbacks are caller code and may resize ``response``.
 """Compiled twin of ``_pipeline_py``: redis-py's response callbacks applied to
 a whole batch of pipeline replies in one C loop.
 
@@ -40,16 +41,17 @@ def apply_callbacks(list response, commands, lookup, tuple ok_callbacks, bint ha
     cdef object cb = None
     cdef object args, options, r, name, entry
     cdef PyObject* found
-    cdef Py_ssize_t i, n = len(commands)
+    cdef Py_ssize_t i, n
     cdef object ok1 = ok_callbacks[0] if len(ok_callbacks) > 0 else _MISSING
     cdef object ok2 = ok_callbacks[1] if len(ok_callbacks) > 1 else _MISSING
     cdef dict opts
-    if type(commands) is not list:
-        commands = list(commands)
+    # An exact list or tuple, so len() is that of the items really there.
+    # Callbacks may shrink a list (or ``response``): the bounds-checked
+    # indexing turns that into IndexError.
+    cdef object cmds = commands if (type(commands) is list or type(commands) is tuple) else tuple(commands)
+    n = len(cmds)
     for i in range(n):
-        entry = (<list>commands)[i]
-        args = entry[0]
-        options = entry[1]
+        args, options = cmds[i]
         if args is not last_args:
             last_args = args
             name = args[0]

@@ -38,8 +38,10 @@ def apply_callbacks(
     resolved: dict = {}
     last_args: Any = None
     cb: Any = None
-    for i in range(len(commands)):
-        args, options = commands[i]
+    # An exact list or tuple, as the compiled twin (a lying len() is never trusted).
+    cmds = commands if (type(commands) is list or type(commands) is tuple) else tuple(commands)
+    for i in range(len(cmds)):
+        args, options = cmds[i]
         if args is not last_args:
             last_args = args
             name = args[0]

@@ -7,23 +7,27 @@
 b'*3\\r\\n$3\\r\\nSET\\r\\n$1\\r\\nk\\r\\n$1\\r\\n1\\r\\n'
 """
 
-from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE, PyBytes_CheckExact, PyBytes_FromStringAndSize
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE, PyBytes_CheckExact, PyBytes_Check
+from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_FromObject
+from cpython.bytearray cimport PyByteArray_Check
+from cpython.memoryview cimport PyMemoryView_Check
+from cpython.number cimport PyNumber_Index, PyNumber_Float
 from cpython.unicode cimport PyUnicode_CheckExact, PyUnicode_Check, PyUnicode_AsEncodedString
 from cpython.unicode cimport PyUnicode_AsUTF8AndSize, PyUnicode_DecodeUTF8, PyUnicode_Decode
 from cpython.long cimport PyLong_CheckExact, PyLong_Check, PyLong_AsLongLongAndOverflow, PyLong_FromLongLong
 from cpython.float cimport PyFloat_CheckExact, PyFloat_Check, PyFloat_AS_DOUBLE, PyFloat_FromDouble
-from cpython.bool cimport PyBool_Check
-from cpython.list cimport PyList_Append, PyList_GET_SIZE, PyList_GET_ITEM, PyList_CheckExact
-from cpython.tuple cimport PyTuple_CheckExact, PyTuple_GET_SIZE, PyTuple_GET_ITEM
+from cpython.list cimport PyList_Append, PyList_GET_SIZE, PyList_GET_ITEM, PyList_CheckExact, PyList_Check
+from cpython.tuple cimport PyTuple_CheckExact, PyTuple_Check, PyTuple_GET_SIZE, PyTuple_GET_ITEM
 from cpython.dict cimport PyDict_SetItem, PyDict_GetItem
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
 from cpython.mem cimport PyMem_Malloc, PyMem_Realloc, PyMem_Free
-from cpython.object cimport PyObject
+from cpython.object cimport PyObject, PyObject_Str
 from cpython.conversion cimport PyOS_double_to_string, PyOS_string_to_double
 from libc.string cimport memcpy, memchr, memmove
 from libc.math cimport isinf, signbit
 
 import codecs
+import sys
 from collections.abc import Sequence
 
 from hiredis import PushNotification
@@ -49,6 +53,11 @@ MAX_DEPTH = C_MAX_DEPTH
 cdef object _BYTES_LIKE = (bytes, bytearray, memoryview)
 cdef object _INCOMPLETE = object()
 cdef Py_ssize_t _NAME_CACHE_MAX = 512
+
+
+cdef object _numpy():
+    """numpy if it is imported (no numpy object can exist before), else None."""
+    return sys.modules.get("numpy")
 
 
 cdef object _invalid(object value):
@@ -91,7 +100,13 @@ cdef extern from *:
             rem = X & ((((u128)1) << sh) - 1);
             half = ((u128)1) << (sh - 1);
             if (rem > half) { N += 1; D = (((u128)1) << sh) - rem; }
-            else if (rem == half) return -1;
+            else if (rem == half) {
+                /* d lies halfway between two k-digit decimals. Neither reads
+                   back when the gap to them exceeds half an ulp (2D > 5^k):
+                   try k+1 (e.g. 12345.25 at k=1). Else dtoa breaks the tie. */
+                if (2 * rem > p5) continue;
+                return -1;
+            }
             else D = rem;
             if (m == (1ULL << 52) && rem <= half && D != 0) {
                 if (4 * D < p5) break;   /* below a power of two the gap halves */
@@ -155,15 +170,26 @@ cdef bint _is_ndarray(object v):
 
 
 cdef bint _is_column(object v):
-    if isinstance(v, (str, bytes, bytearray, memoryview)):
+    if PyUnicode_Check(v) or PyBytes_Check(v) or PyByteArray_Check(v) or PyMemoryView_Check(v):
         return False
-    if PyList_CheckExact(v) or PyTuple_CheckExact(v) or isinstance(v, (list, tuple, range, Sequence)):
+    if PyList_Check(v) or PyTuple_Check(v) or isinstance(v, (range, Sequence)):
         return True
     return _is_ndarray(v)
 
 
 cdef object _column_values(object col):
-    """A list or tuple of the column's items (numpy arrays via tolist(): Python scalars)."""
+    """The column as an exact list or tuple whose size the encoding loop can trust.
+
+    A tuple is immutable. An exact list is used in place (copying 100k
+    references costs more than encoding them): the loop re-reads its size
+    before every item, since an item's encoding may run caller code (a
+    codec, a numpy conversion) that resizes it. Anything else is copied once
+    into a tuple, so ``len()`` is that of the items really there (a lying
+    ``__len__`` is never trusted). numpy arrays become fresh lists of Python
+    scalars via ``tolist()``.
+    """
+    if PyTuple_CheckExact(col) or PyList_CheckExact(col):
+        return col
     if _is_ndarray(col):
         if col.ndim != 1:
             raise ValueError(f"batch columns must be 1-D, got a {col.ndim}-D array")
@@ -172,10 +198,8 @@ cdef object _column_values(object col):
                 f"Invalid input of type: 'numpy.ndarray[{col.dtype}]'. "
                 f"Convert to a bytes, string, int or float first."
             )
-        return col.tolist()
-    if PyList_CheckExact(col) or PyTuple_CheckExact(col):
-        return col
-    return list(col)
+        return list(col.tolist())
+    return tuple(col)
 
 
 cdef class CommandBuffer:
@@ -195,6 +219,7 @@ cdef class CommandBuffer:
         self._cap = 0
 
     def __init__(self, str encoding="utf-8", str errors="strict"):
+        self._check_idle()
         codecs.lookup(encoding)
         codecs.lookup_error(errors)
         self.encoding = encoding
@@ -213,6 +238,13 @@ cdef class CommandBuffer:
         if self._data != NULL:
             PyMem_Free(self._data)
             self._data = NULL
+
+    cdef inline int _check_idle(self) except -1:
+        """Encoding may run caller code (a codec, ``__index__``, ``tolist()``);
+        that code must not use this buffer until the encoding is done."""
+        if self._busy:
+            raise RuntimeError("CommandBuffer used by caller code run while it encodes (a codec, __index__, ...)")
+        return 0
 
     cdef int _grow(self, Py_ssize_t extra) except -1:
         cdef Py_ssize_t need = self._len + extra
@@ -264,82 +296,129 @@ cdef class CommandBuffer:
         return 0
 
     cdef int _write_arg(self, object v) except -1:
+        """One argument by redis-py + hiredis's rules (see _write_arg_slow)."""
         cdef Py_ssize_t n
         cdef const char* p
         cdef long long ll
         cdef int overflow = 0
         cdef char num[32]
-        cdef char* s
-        cdef double d
         if PyBytes_CheckExact(v):
             return self._write_bulk(PyBytes_AS_STRING(v), PyBytes_GET_SIZE(v))
         if PyUnicode_CheckExact(v):
-            if self._utf8_strict:
-                p = PyUnicode_AsUTF8AndSize(v, &n)
-                return self._write_bulk(p, n)
-            b = PyUnicode_AsEncodedString(v, self._enc_b, self._err_b)
-            return self._write_bulk(PyBytes_AS_STRING(b), PyBytes_GET_SIZE(b))
+            return self._write_text(v)
         if PyLong_CheckExact(v):
             ll = PyLong_AsLongLongAndOverflow(v, &overflow)
             if not overflow:
                 n = _fmt_ll(num, ll)
                 return self._write_bulk(num, n)
-            b = repr(v).encode()
-            return self._write_bulk(PyBytes_AS_STRING(b), PyBytes_GET_SIZE(b))
+            b = PyObject_Str(v)   # exact int: int.__repr__, no caller code
+            p = PyUnicode_AsUTF8AndSize(b, &n)
+            return self._write_bulk(p, n)
         if PyFloat_CheckExact(v):
-            d = PyFloat_AS_DOUBLE(v)
-            # Integral scores are common and repr() of them is "<int>.0":
-            # skip the shortest-digits search (dtoa) for them. Below 1e15
-            # repr uses fixed notation; -0.0 must keep its sign.
-            if -1e15 < d < 1e15 and d == <double>(<long long>d) and not (d == 0.0 and signbit(d)):
-                n = _fmt_ll(num, <long long>d)
-                num[n] = 46   # '.'
-                num[n + 1] = 48   # '0'
-                return self._write_bulk(num, n + 2)
-            n = fr_double_repr(d, num)
-            if n > 0:
-                return self._write_bulk(num, n)
-            s = PyOS_double_to_string(d, b'r', 0, Py_DTSF_ADD_DOT_0, NULL)
-            try:
-                n = 0
-                while s[n]:
-                    n += 1
-                self._write_bulk(s, n)
-            finally:
-                PyMem_Free(s)
-            return 0
+            return self._write_double(PyFloat_AS_DOUBLE(v))
         return self._write_arg_slow(v, False)
 
+    cdef inline int _write_text(self, object v) except -1:
+        """A str (or str subclass: its characters, never its __str__) in the client's encoding."""
+        cdef Py_ssize_t n
+        cdef const char* p
+        cdef bint was
+        if self._utf8_strict:
+            p = PyUnicode_AsUTF8AndSize(v, &n)
+            return self._write_bulk(p, n)
+        was = self._busy
+        self._busy = True   # the codec may be caller code
+        try:
+            b = PyUnicode_AsEncodedString(v, self._enc_b, self._err_b)
+        finally:
+            self._busy = was
+        return self._write_bulk(PyBytes_AS_STRING(b), PyBytes_GET_SIZE(b))
+
+    cdef int _write_double(self, double d) except -1:
+        """``float.__repr__(d)``, without dtoa for the common fixed-notation cases."""
+        cdef Py_ssize_t n
+        cdef char num[32]
+        cdef char* s
+        # Integral scores are common and repr() of them is "<int>.0":
+        # skip the shortest-digits search (dtoa) for them. Below 1e15
+        # repr uses fixed notation; -0.0 must keep its sign.
+        if -1e15 < d < 1e15 and d == <double>(<long long>d) and not (d == 0.0 and signbit(d)):
+            n = _fmt_ll(num, <long long>d)
+            num[n] = 46   # '.'
+            num[n + 1] = 48   # '0'
+            return self._write_bulk(num, n + 2)
+        n = fr_double_repr(d, num)
+        if n > 0:
+            return self._write_bulk(num, n)
+        s = PyOS_double_to_string(d, b'r', 0, Py_DTSF_ADD_DOT_0, NULL)
+        try:
+            n = 0
+            while s[n]:
+                n += 1
+            self._write_bulk(s, n)
+        finally:
+            PyMem_Free(s)
+        return 0
+
     cdef int _write_arg_slow(self, object v, bint batch) except -1:
+        """_write_arg_slow_body, marking the buffer busy: caller code may run."""
+        cdef bint was = self._busy
+        self._busy = True
+        try:
+            return self._write_arg_slow_body(v, batch)
+        finally:
+            self._busy = was
+
+    cdef int _write_arg_slow_body(self, object v, bint batch) except -1:
+        """Everything but exact bytes/str/int/float: the rules of redis-py 8.1 + hiredis.
+
+        - bytes and str subclasses: their contents (a str subclass in the
+          client's encoding; str Enum members send their value);
+        - float subclasses: ``float.__repr__`` of the value (hiredis calls the
+          subclass's ``repr``, so redis-py sends ``b'np.float64(3.5)'``: a
+          deliberate difference);
+        - bytearray and memoryview: their bytes;
+        - int subclasses (bool, IntEnum, ...), None and anything else:
+          DataError with redis-py's message.
+
+        ``batch`` (columns of ``batch()``) also accepts numpy integer and
+        floating scalars as decimal integers and ``float.__repr__``; numpy bools
+        are rejected. Only C-level type checks run before the value's bytes
+        are taken: no caller code runs here except a numpy conversion or a
+        codec.
+        """
         cdef Py_buffer view
-        if batch and type(v).__module__ == "numpy":
-            import numpy as np
-            if isinstance(v, np.bool_):
-                raise DataError(
-                    "Invalid input of type: 'bool'. Convert to a bytes, string, int or float first."
-                )
-            if isinstance(v, np.integer):
-                return self._write_arg(int(v))
-            if isinstance(v, np.floating):
-                return self._write_arg(float(v))
-        if isinstance(v, bytes) or isinstance(v, bytearray):
+        if PyBytes_Check(v):
+            return self._write_bulk(PyBytes_AS_STRING(v), PyBytes_GET_SIZE(v))
+        if PyUnicode_Check(v):
+            return self._write_text(v)
+        if PyFloat_Check(v):
+            return self._write_double(PyFloat_AS_DOUBLE(v))
+        if PyByteArray_Check(v):
             PyObject_GetBuffer(v, &view, PyBUF_SIMPLE)
             try:
                 self._write_bulk(<const char*>view.buf, view.len)
             finally:
                 PyBuffer_Release(&view)
             return 0
-        if isinstance(v, memoryview):
-            b = bytes(v)
+        if PyMemoryView_Check(v):
+            b = PyBytes_FromObject(v)   # C order, as redis-py's bytes(arg)
             return self._write_bulk(PyBytes_AS_STRING(b), PyBytes_GET_SIZE(b))
-        if PyBool_Check(v):
-            raise _invalid(v)
-        if PyLong_Check(v) or PyFloat_Check(v):
-            b = repr(v).encode()
-            return self._write_bulk(PyBytes_AS_STRING(b), PyBytes_GET_SIZE(b))
-        if PyUnicode_Check(v):
-            b = PyUnicode_AsEncodedString(v, self._enc_b, self._err_b)
-            return self._write_bulk(PyBytes_AS_STRING(b), PyBytes_GET_SIZE(b))
+        if batch and not PyLong_Check(v):
+            np = _numpy()
+            if np is not None:
+                if isinstance(v, np.bool_):
+                    raise DataError(
+                        "Invalid input of type: 'bool'. Convert to a bytes, string, int or float first."
+                    )
+                if isinstance(v, np.integer) and not isinstance(v, np.timedelta64):
+                    i = PyNumber_Index(v)
+                    if PyLong_CheckExact(i):
+                        return self._write_arg(i)
+                elif isinstance(v, np.floating):
+                    f = PyNumber_Float(v)
+                    if PyFloat_Check(f):
+                        return self._write_double(PyFloat_AS_DOUBLE(f))
         raise _invalid(v)
 
     cdef bytes _name_parts(self, object name, Py_ssize_t* count):
@@ -374,18 +453,25 @@ cdef class CommandBuffer:
     def command(self, args):
         """Encode one command; ``args[0]`` is the name (split on spaces as redis-py does)."""
         cdef Py_ssize_t nparts = 0, i, n, mark = self._len
-        if not args:
-            raise ValueError("args must contain at least the command name")
-        if not (PyTuple_CheckExact(args) or PyList_CheckExact(args)):
-            args = tuple(args)
-        n = len(args)
-        head = self._name_parts(args[0], &nparts)
+        cdef tuple t
+        self._check_idle()
+        # A tuple is immutable; anything else (a list an argument's codec
+        # could resize) is copied once, so the loop indexes a fixed size.
+        self._busy = True
+        try:
+            t = args if PyTuple_CheckExact(args) else tuple(args)
+            n = PyTuple_GET_SIZE(t)
+            if n == 0:
+                raise ValueError("args must contain at least the command name")
+            head = self._name_parts(t[0], &nparts)
+        finally:
+            self._busy = False
         try:
             self._write_count(42, nparts + n - 1)
             self._ensure(PyBytes_GET_SIZE(head))
             self._put(PyBytes_AS_STRING(head), PyBytes_GET_SIZE(head))
             for i in range(1, n):
-                self._write_arg(args[i])
+                self._write_arg(<object>PyTuple_GET_ITEM(t, i))
         except BaseException:
             self._len = mark
             raise
@@ -404,6 +490,7 @@ cdef class CommandBuffer:
     def add1(self, bytes name not None, a):
         """Fast path: ``name`` is the pre-encoded bulk of the command name, e.g. b"$3\\r\\nGET\\r\\n"."""
         cdef Py_ssize_t mark = self._len
+        self._check_idle()
         try:
             self._fixed_head(name, 2)
             self._write_arg(a)
@@ -414,6 +501,7 @@ cdef class CommandBuffer:
     def add2(self, bytes name not None, a, b):
         """Fast path with two args after the pre-encoded name."""
         cdef Py_ssize_t mark = self._len
+        self._check_idle()
         try:
             self._fixed_head(name, 3)
             self._write_arg(a)
@@ -425,6 +513,7 @@ cdef class CommandBuffer:
     def add3(self, bytes name not None, a, b, c):
         """Fast path with three args after the pre-encoded name."""
         cdef Py_ssize_t mark = self._len
+        self._check_idle()
         try:
             self._fixed_head(name, 4)
             self._write_arg(a)
@@ -437,58 +526,104 @@ cdef class CommandBuffer:
     def addn(self, bytes name not None, args):
         """Fast path with any number of args after the pre-encoded name."""
         cdef Py_ssize_t mark = self._len, i, n
-        if not (PyTuple_CheckExact(args) or PyList_CheckExact(args)):
-            args = tuple(args)
-        n = len(args)
+        cdef tuple t
+        self._check_idle()
+        self._busy = True
+        try:
+            t = args if PyTuple_CheckExact(args) else tuple(args)
+        finally:
+            self._busy = False
+        n = PyTuple_GET_SIZE(t)
         try:
             self._write_count(42, n + 1)
             self._ensure(PyBytes_GET_SIZE(name))
             self._put(PyBytes_AS_STRING(name), PyBytes_GET_SIZE(name))
             for i in range(n):
-                self._write_arg(args[i])
+                self._write_arg(<object>PyTuple_GET_ITEM(t, i))
         except BaseException:
             self._len = mark
             raise
 
-    def batch(self, args):
-        """Column encoding: ``batch(("SET", keys, values))``; returns the number of commands."""
-        cdef Py_ssize_t nparts = 0, ncols, i, j, n = -1, mark = self._len, size
+    def batch(self, args, list snapshot=None):
+        """Column encoding: ``batch(("SET", keys, values))``; returns the number of commands.
+
+        Each column (any sequence or 1-D numpy array but str, bytes,
+        bytearray and memoryview) gives one command per item; scalars repeat.
+        ``snapshot``, if given, receives the arguments as encoded: the name,
+        then each column as a tuple and each scalar as itself; rows rebuilt
+        from it later match the bytes even if the caller reuses its lists
+        meanwhile (it costs a copy of each list column).
+        """
+        self._check_idle()
+        self._busy = True
+        try:
+            return self._batch(args, snapshot)
+        finally:
+            self._busy = False
+
+    cdef Py_ssize_t _batch(self, object args, list snapshot) except -1:
+        """batch() under the busy flag. Columns are exact lists or tuples of
+        ``n`` items (see _column_values); a list that changes size while it is
+        encoded raises RuntimeError and nothing is written."""
+        cdef Py_ssize_t nparts = 0, ncols, i, j, n = -1, m, mark = self._len, size
+        cdef tuple t
         cdef list cols = []
         cdef list scalars = []
-        cdef object c
-        if not args:
+        cdef object c, a, v
+        t = args if PyTuple_CheckExact(args) else tuple(args)
+        if PyTuple_GET_SIZE(t) == 0:
             raise ValueError("args must contain at least the command name")
-        if not (PyTuple_CheckExact(args) or PyList_CheckExact(args)):
-            args = tuple(args)
-        ncols = len(args) - 1
-        name = self._name_parts(args[0], &nparts)
+        ncols = PyTuple_GET_SIZE(t) - 1
+        name = self._name_parts(t[0], &nparts)
         for i in range(1, ncols + 1):
-            a = args[i]
+            a = <object>PyTuple_GET_ITEM(t, i)
             if _is_column(a):
+                c = _column_values(a)
+                m = PyList_GET_SIZE(c) if PyList_CheckExact(c) else PyTuple_GET_SIZE(c)
                 if n == -1:
-                    n = len(a)
-                elif len(a) != n:
+                    n = m
+                elif m != n:
                     raise ValueError(
                         f"batch columns must have the same length: argument {i} has "
-                        f"{len(a)} items, expected {n}"
+                        f"{m} items, expected {n}"
                     )
+                cols.append(c)
+            else:
+                cols.append(None)
         if n == -1:
             n = 1
-        # Columns become lists/tuples of Python scalars; scalars are encoded once.
+        # Scalars are encoded once; columns item by item. The row loop reads
+        # plain C arrays: kind[i] is 0 (scalar: bytes sp/sl), 1 (exact list)
+        # or 2 (tuple); colp[i] is borrowed from ``cols``, which keeps it alive.
+        cdef char* kind = NULL
+        cdef PyObject** colp = NULL
+        cdef const char** sp = NULL
+        cdef Py_ssize_t* sl = NULL
+        cdef PyObject* col
+        cdef char k
         try:
-            for i in range(1, ncols + 1):
-                a = args[i]
-                if _is_column(a):
-                    cols.append(_column_values(a))
-                    scalars.append(None)
-                else:
-                    cols.append(None)
+            kind = <char*>PyMem_Malloc(ncols + 1)
+            colp = <PyObject**>PyMem_Malloc((ncols + 1) * sizeof(PyObject*))
+            sp = <const char**>PyMem_Malloc((ncols + 1) * sizeof(char*))
+            sl = <Py_ssize_t*>PyMem_Malloc((ncols + 1) * sizeof(Py_ssize_t))
+            if kind == NULL or colp == NULL or sp == NULL or sl == NULL:
+                raise MemoryError()
+            for i in range(ncols):
+                c = <object>PyList_GET_ITEM(cols, i)
+                colp[i] = <PyObject*>c
+                if c is None:
+                    kind[i] = 0
                     if n:
-                        self._write_arg_batch(a)
-                        scalars.append(PyBytes_FromStringAndSize(self._data + mark, self._len - mark))
+                        self._write_arg_batch(<object>PyTuple_GET_ITEM(t, i + 1))
+                        s = PyBytes_FromStringAndSize(self._data + mark, self._len - mark)
                         self._len = mark
                     else:
-                        scalars.append(None)
+                        s = b""
+                    scalars.append(s)
+                    sp[i] = PyBytes_AS_STRING(s)
+                    sl[i] = PyBytes_GET_SIZE(s)
+                else:
+                    kind[i] = 1 if PyList_CheckExact(c) else 2
             self._write_count(42, nparts + ncols)
             head = PyBytes_FromStringAndSize(self._data + mark, self._len - mark) + name
             self._len = mark
@@ -497,16 +632,33 @@ cdef class CommandBuffer:
                 self._ensure(size)
                 self._put(PyBytes_AS_STRING(head), size)
                 for i in range(ncols):
-                    c = cols[i]
-                    if c is None:
-                        s = scalars[i]
-                        self._ensure(PyBytes_GET_SIZE(s))
-                        self._put(PyBytes_AS_STRING(s), PyBytes_GET_SIZE(s))
+                    k = kind[i]
+                    col = colp[i]
+                    if k == 0:
+                        self._ensure(sl[i])
+                        self._put(sp[i], sl[i])
+                    elif k == 1:
+                        # Bounds checks are off: re-read the size, the previous
+                        # item's encoding may have run caller code.
+                        if PyList_GET_SIZE(<object>col) != n:
+                            raise RuntimeError(f"batch() argument {i + 1} changed size during encoding")
+                        v = <object>PyList_GET_ITEM(<object>col, j)   # a new reference for the call
+                        self._write_arg_batch(v)
                     else:
-                        self._write_arg_batch(c[j])
+                        self._write_arg_batch(<object>PyTuple_GET_ITEM(<object>col, j))
         except BaseException:
             self._len = mark
             raise
+        finally:
+            PyMem_Free(kind)
+            PyMem_Free(colp)
+            PyMem_Free(sp)
+            PyMem_Free(sl)
+        if snapshot is not None:
+            snapshot.append(t[0])
+            for i in range(ncols):
+                c = <object>PyList_GET_ITEM(cols, i)
+                snapshot.append(<object>PyTuple_GET_ITEM(t, i + 1) if c is None else tuple(c))
         return n
 
     cdef inline int _write_arg_batch(self, object v) except -1:
@@ -523,12 +675,14 @@ cdef class CommandBuffer:
 
     def take(self):
         """The encoded bytes; the buffer is then empty."""
+        self._check_idle()
         out = PyBytes_FromStringAndSize(self._data, self._len)
         self._len = 0
         return out
 
     def clear(self):
         """Drop everything."""
+        self._check_idle()
         self._len = 0
 
     def mark(self):
@@ -537,6 +691,7 @@ cdef class CommandBuffer:
 
     def truncate(self, Py_ssize_t mark):
         """Drop everything after ``mark``."""
+        self._check_idle()
         if mark < 0 or mark > self._len:
             raise ValueError(f"mark {mark} out of range 0..{self._len}")
         self._len = mark
@@ -565,6 +720,19 @@ cdef class _Frame:
 
 class _Malformed(Exception):
     """Internal: malformed input; converted to the reader's protocolError."""
+
+
+cdef long long _check_max_bulk(object value) except -2:
+    """max_bulk_len: None (no cap, as hiredis) or an int >= 0; -1 stands for None."""
+    if value is None:
+        return -1
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"max_bulk_len must be an int >= 0 or None, got {value!r}")
+    if value < 0:
+        raise ValueError(f"max_bulk_len must be >= 0 or None, got {value!r}")
+    if value > 9223372036854775807:
+        return -1
+    return value
 
 
 cdef int _parse_ll(const char* p, Py_ssize_t n, long long* out) noexcept:
@@ -656,7 +824,8 @@ cdef object _parse_double(const char* p, Py_ssize_t n):
     return PyFloat_FromDouble(d)
 
 
-cdef object _parse_bignum(const char* p, Py_ssize_t n):
+cdef int _check_bignum(const char* p, Py_ssize_t n) except -1:
+    """RESP3 big number: -?[0-9]+ (hiredis also accepts "" and "-": not valid RESP)."""
     cdef Py_ssize_t i = 0
     if n > 0 and p[0] == 45:
         i = 1
@@ -666,7 +835,7 @@ cdef object _parse_bignum(const char* p, Py_ssize_t n):
         if not 48 <= p[i] <= 57:
             raise _Malformed("Bad bignum value")
         i += 1
-    return int(PyBytes_FromStringAndSize(p, n))
+    return 0
 
 
 cdef class Reader:
@@ -688,9 +857,12 @@ cdef class Reader:
         self._cap = 0
 
     def __init__(self, protocolError=ProtocolError, replyError=ResponseError, encoding=None,
-                 errors=None, notEnoughData=False):
+                 errors=None, notEnoughData=False, max_bulk_len=MAX_BULK):
+        if self._busy:
+            raise RuntimeError("Reader.__init__() called while the reader is parsing")
         if not callable(protocolError) or not callable(replyError):
             raise TypeError("Expected a callable")
+        self._max_bulk = _check_max_bulk(max_bulk_len)
         self._protocol_error = protocolError
         self._reply_error = replyError
         self._not_enough = notEnoughData
@@ -703,6 +875,11 @@ cdef class Reader:
         if self._buf != NULL:
             PyMem_Free(self._buf)
             self._buf = NULL
+
+    @property
+    def max_bulk_len(self):
+        """The largest bulk string accepted (a longer header is a ProtocolError); None: no cap."""
+        return None if self._max_bulk < 0 else self._max_bulk
 
     def set_encoding(self, encoding=None, errors=None):
         """Decode strings with ``encoding`` (None: return bytes)."""
@@ -733,7 +910,7 @@ cdef class Reader:
                 length = view.len - offset
             if offset < 0 or length < 0:
                 raise ValueError("negative input")
-            if offset + length > view.len:
+            if offset > view.len or length > view.len - offset:   # no overflowing offset + length
                 raise ValueError("input is larger than buffer size")
             live = self._end - self._start
             # Compact: drop the consumed prefix before growing, or when it dominates.
@@ -798,15 +975,22 @@ cdef class Reader:
         return ProtocolError(msg)
 
     cdef object _next(self, bint decode):
+        if self._busy:
+            raise RuntimeError("Reader.gets() called while the reader is parsing")
         if self._failed is not None:
             raise self._fail(self._failed)
         # _busy: replyError and decoders run Python code that must not feed() us
-        # (a realloc would move the buffer under the parser).
+        # (a realloc would move the buffer under the parser) nor parse re-entrantly.
         self._busy = True
         try:
             reply = self._parse(decode)
         except _Malformed as exc:
             raise self._fail(str(exc)) from None
+        except BaseException as exc:
+            # Not from a callback (those are recorded): e.g. KeyboardInterrupt or
+            # MemoryError mid-reply. The partial reply cannot be resumed.
+            self._fail(f"reader interrupted mid-reply by {type(exc).__name__}")
+            raise
         finally:
             self._busy = False
         if reply is not _INCOMPLETE and self._decode_error is not None:
@@ -822,11 +1006,29 @@ cdef class Reader:
             if self._decode_mode == 1:
                 return PyUnicode_DecodeUTF8(p, n, NULL)
             return PyUnicode_Decode(p, n, self._enc_b, self._err_b)
-        except ValueError as exc:
+        except Exception as exc:
             # hiredis semantics: finish the reply, then raise the first decode error.
             if self._decode_error is None:
                 self._decode_error = exc
             return None
+
+    cdef object _error_reply(self, const char* p, Py_ssize_t n):
+        """replyError(message); if it raises, finish the reply, then raise that (as hiredis)."""
+        try:
+            return self._reply_error(PyUnicode_DecodeUTF8(p, n, "replace"))
+        except Exception as exc:
+            if self._decode_error is None:
+                self._decode_error = exc
+            return None
+
+    cdef int _map_set(self, object d, object key, object value) except -1:
+        """d[key] = value; an unhashable key is recorded and raised once the reply is complete."""
+        try:
+            PyDict_SetItem(d, key, value)
+        except Exception as exc:
+            if self._decode_error is None:
+                self._decode_error = exc
+        return 0
 
     cdef object _parse(self, bint decode):
         cdef char* buf = self._buf
@@ -865,12 +1067,15 @@ cdef class Reader:
                 else:
                     if ll < 0:
                         raise _Malformed("Bulk string length out of range")
-                    if ll > C_MAX_BULK:
-                        raise _Malformed(f"Bulk string length {ll} above the {C_MAX_BULK} cap")
-                    size = <Py_ssize_t>ll
-                    if nxt + size + 2 > end:
+                    if self._max_bulk >= 0 and ll > self._max_bulk:
+                        raise _Malformed(f"Bulk string length {ll} above the {self._max_bulk} cap "
+                                         f"(Reader max_bulk_len)")
+                    # Wait for the whole bulk (nothing is allocated ahead of
+                    # the bytes fed); compared without overflowing nxt + ll.
+                    if ll > <long long>(end - nxt) - 2:
                         self._start = pos
                         return _INCOMPLETE
+                    size = <Py_ssize_t>ll
                     if buf[nxt + size] != 13 or buf[nxt + size + 1] != 10:
                         raise _Malformed("Missing CRLF after bulk string")
                     if t == 36:
@@ -880,7 +1085,7 @@ cdef class Reader:
                             raise _Malformed("Verbatim string 4 bytes of content type are missing")
                         value = self._text(buf + nxt + 4, size - 4, decode)
                     else:
-                        value = self._reply_error(PyUnicode_DecodeUTF8(buf + nxt, size, "replace"))
+                        value = self._error_reply(buf + nxt, size)
                     nxt += size + 2
             elif t == 43:  # '+'
                 if memchr(line, 10, linelen) != NULL:
@@ -891,7 +1096,7 @@ cdef class Reader:
                     raise _Malformed("Bad integer value")
                 value = PyLong_FromLongLong(ll)
             elif t == 45:  # '-'
-                value = self._reply_error(PyUnicode_DecodeUTF8(line, linelen, "replace"))
+                value = self._error_reply(line, linelen)
             elif t == 42 or t == 37 or t == 126 or t == 62 or t == 124:  # '*' '%' '~' '>' '|'
                 if _parse_ll(line, linelen, &ll) < 0:
                     raise _Malformed("Bad multi-bulk length")
@@ -931,7 +1136,10 @@ cdef class Reader:
                     raise _Malformed("Bad bool value")
                 value = line[0] == 116 or line[0] == 84
             elif t == 40:  # '('
-                value = _parse_bignum(line, linelen)
+                # As hiredis (redis-py's parser when hiredis is installed):
+                # the digits as bytes, or str when decoding.
+                _check_bignum(line, linelen)
+                value = self._text(line, linelen, decode)
             else:
                 raise _Malformed(f'Protocol error, got "{chr(<unsigned char>t)}" as reply type byte')
             pos = nxt
@@ -944,7 +1152,7 @@ cdef class Reader:
                         frame.has_key = True
                         frame.remaining -= 1
                         break
-                    PyDict_SetItem(frame.container, frame.key, value)
+                    self._map_set(frame.container, frame.key, value)
                     frame.key = None
                     frame.has_key = False
                 else:

@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import codecs
 import math
+import operator
 import re
+import sys
 from collections.abc import Sequence
 from typing import Any, Callable, List, Optional, Tuple
 
@@ -37,7 +39,6 @@ MAX_AGGREGATE = 2**31 - 1
 MAX_DEPTH = 1024
 
 _CRLF = b"\r\n"
-_BYTES_LIKE = (bytes, bytearray, memoryview)
 _COMPACT_AT = 64 * 1024
 
 
@@ -49,38 +50,56 @@ def _invalid(value: Any) -> DataError:
 
 
 def _encode(value: Any, encoding: str, errors: str) -> bytes:
-    """redis-py's Encoder.encode, returning bytes (memoryviews are copied)."""
+    """One argument by the rules of redis-py 8.1 + hiredis (``hiredis.pack_command``).
+
+    - bytes (and subclasses): as they are; bytearray, memoryview: their bytes;
+    - str (and subclasses, e.g. a str Enum member): its characters in
+      ``encoding``/``errors`` (never its ``__str__``);
+    - exact int: decimal digits; any int subclass (bool, IntEnum, ...): DataError;
+    - float (and subclasses): ``float.__repr__`` of the value. hiredis calls the
+      subclass's ``repr`` (``b'np.float64(3.5)'``): a deliberate difference;
+    - anything else (None, Decimal, numpy ints, ...): DataError with redis-py's message.
+    """
     tp = type(value)
     if tp is bytes:
         return value
     if tp is str:
         return value.encode(encoding, errors)
-    if tp is int or tp is float:
-        return repr(value).encode()
-    if isinstance(value, _BYTES_LIKE):
+    if tp is int:
+        return int.__repr__(value).encode()
+    if tp is float:
+        return float.__repr__(value).encode()
+    if isinstance(value, bytes):
         return bytes(value)
-    if isinstance(value, bool):
-        raise _invalid(value)
-    if isinstance(value, (int, float)):
-        return repr(value).encode()
     if isinstance(value, str):
         return str.encode(value, encoding, errors)
+    if isinstance(value, float):
+        return float.__repr__(value).encode()
+    if isinstance(value, (bytearray, memoryview)):
+        return bytes(value)
     raise _invalid(value)
 
 
 def _encode_batch_item(value: Any, encoding: str, errors: str) -> bytes:
-    """Like _encode, but numpy scalars become plain int / float first."""
-    if type(value).__module__ == "numpy":
-        import numpy as np
-
-        if isinstance(value, np.bool_):
-            raise DataError(
-                "Invalid input of type: 'bool'. Convert to a bytes, string, int or float first."
-            )
-        if isinstance(value, np.integer):
-            return str(int(value)).encode()
-        if isinstance(value, np.floating):
-            return repr(float(value)).encode()
+    """Like _encode, but numpy integer / floating scalars are accepted as int / float."""
+    tp = type(value)
+    if tp is bytes or tp is str or tp is int or tp is float:
+        return _encode(value, encoding, errors)
+    if not isinstance(value, (int, bytes, str, float, bytearray, memoryview)):
+        np = sys.modules.get("numpy")
+        if np is not None:
+            if isinstance(value, np.bool_):
+                raise DataError(
+                    "Invalid input of type: 'bool'. Convert to a bytes, string, int or float first."
+                )
+            if isinstance(value, np.integer) and not isinstance(value, np.timedelta64):
+                i = operator.index(value)
+                if type(i) is int:
+                    return int.__repr__(i).encode()
+            elif isinstance(value, np.floating):
+                f = float(value)
+                if isinstance(f, float):
+                    return float.__repr__(f).encode()
     return _encode(value, encoding, errors)
 
 
@@ -99,33 +118,39 @@ def _bulk(out: bytearray, data: bytes) -> None:
     out += _CRLF
 
 
+def _is_ndarray(value: Any) -> bool:
+    tp = type(value)
+    return tp.__name__ == "ndarray" and tp.__module__ == "numpy"
+
+
 def _is_column(value: Any) -> bool:
     if isinstance(value, (str, bytes, bytearray, memoryview)):
         return False
     if isinstance(value, (list, tuple, range, Sequence)):
         return True
-    return type(value).__module__ == "numpy" and type(value).__name__ == "ndarray"
+    return _is_ndarray(value)
 
 
-def _column_items(col: Any, encoding: str, errors: str) -> List[bytes]:
-    """Encode a whole column up front (validation happens before any write)."""
-    if type(col).__module__ == "numpy" and type(col).__name__ == "ndarray":
-        kind = col.dtype.kind
+def _column_items(col: Any) -> Sequence[Any]:
+    """The column as an exact list or tuple, as in the compiled twin: lists
+    are used in place (their size is re-checked before every item); other
+    sequences are copied once, so a lying ``__len__`` is never trusted."""
+    if type(col) is tuple or type(col) is list:
+        return col
+    if _is_ndarray(col):
         if col.ndim != 1:
             raise ValueError(f"batch columns must be 1-D, got a {col.ndim}-D array")
-        if kind in "iu":
-            return [str(v).encode() for v in col.tolist()]
-        if kind == "f":
-            return [repr(v).encode() for v in col.tolist()]
-        if kind == "S":
-            return col.tolist()
-        if kind == "U":
-            return [v.encode(encoding, errors) for v in col.tolist()]
-        raise DataError(
-            f"Invalid input of type: 'numpy.ndarray[{col.dtype}]'. "
-            f"Convert to a bytes, string, int or float first."
-        )
-    return [_encode_batch_item(v, encoding, errors) for v in col]
+        if col.dtype.kind not in "iufSU":
+            raise DataError(
+                f"Invalid input of type: 'numpy.ndarray[{col.dtype}]'. "
+                f"Convert to a bytes, string, int or float first."
+            )
+        return col.tolist()
+    return tuple(col)
+
+
+def _busy_error() -> None:
+    raise RuntimeError("CommandBuffer used by caller code run while it encodes (a codec, __index__, ...)")
 
 
 class CommandBuffer:
@@ -139,9 +164,12 @@ class CommandBuffer:
     67
     """
 
-    __slots__ = ("_buf", "encoding", "errors")
+    __slots__ = ("_buf", "encoding", "errors", "_busy")
 
     def __init__(self, encoding: str = "utf-8", errors: str = "strict") -> None:
+        if getattr(self, "_busy", False):
+            _busy_error()
+        self._busy = False
         codecs.lookup(encoding)
         codecs.lookup_error(errors)
         self._buf = bytearray()
@@ -150,16 +178,36 @@ class CommandBuffer:
 
     def command(self, args: Any) -> None:
         """Encode one command; ``args[0]`` is the name (split on spaces as redis-py does)."""
+        if self._busy:
+            _busy_error()
+        self._busy = True
+        try:
+            self._command(args)
+        finally:
+            self._busy = False
+
+    def _command(self, args: Any) -> None:
+        args = args if type(args) is tuple else tuple(args)
         if not args:
             raise ValueError("args must contain at least the command name")
         enc, err = self.encoding, self.errors
-        parts = _split_name(args[0]) + tuple(args[1:])
+        parts = _split_name(args[0]) + args[1:]
         out = bytearray(b"*%d\r\n" % len(parts))
         for a in parts:
             _bulk(out, _encode(a, enc, err))
         self._buf += out
 
-    def _fixed(self, name: bytes, args: Tuple[Any, ...]) -> None:
+    def _fixed(self, name: bytes, args: Any) -> None:
+        if self._busy:
+            _busy_error()
+        self._busy = True
+        try:
+            self._fixed_body(name, args)
+        finally:
+            self._busy = False
+
+    def _fixed_body(self, name: bytes, args: Any) -> None:
+        args = args if type(args) is tuple else tuple(args)
         enc, err = self.encoding, self.errors
         out = bytearray(b"*%d\r\n" % (len(args) + 1))
         out += name
@@ -181,10 +229,26 @@ class CommandBuffer:
 
     def addn(self, name: bytes, args: Any) -> None:
         """Fast path with any number of args after the pre-encoded name."""
-        self._fixed(name, tuple(args))
+        self._fixed(name, args)
 
-    def batch(self, args: Any) -> int:
-        """Column encoding: ``batch(("SET", keys, values))``; returns the number of commands."""
+    def batch(self, args: Any, snapshot: Optional[list] = None) -> int:
+        """Column encoding: ``batch(("SET", keys, values))``; returns the number of commands.
+
+        ``snapshot``, if given, receives the arguments as encoded: the name,
+        then each column as the sequence that was read and each scalar as
+        itself (rows rebuilt from it match the bytes whatever the caller
+        does to its lists afterwards).
+        """
+        if self._busy:
+            _busy_error()
+        self._busy = True
+        try:
+            return self._batch(args, snapshot)
+        finally:
+            self._busy = False
+
+    def _batch(self, args: Any, snapshot: Optional[list]) -> int:
+        args = args if type(args) is tuple else tuple(args)
         if not args:
             raise ValueError("args must contain at least the command name")
         enc, err = self.encoding, self.errors
@@ -193,31 +257,48 @@ class CommandBuffer:
         for part in name:
             _bulk(head, _encode(part, enc, err))
         n = -1
+        cols: List[Any] = []
         for i, a in enumerate(args[1:], 1):
             if _is_column(a):
+                c = _column_items(a)
                 if n == -1:
-                    n = len(a)
-                elif len(a) != n:
+                    n = len(c)
+                elif len(c) != n:
                     raise ValueError(
                         f"batch columns must have the same length: argument {i} has "
-                        f"{len(a)} items, expected {n}"
+                        f"{len(c)} items, expected {n}"
                     )
+                cols.append(c)
+            else:
+                cols.append(None)
         if n == -1:
             n = 1
-            cols: List[Any] = [[_encode_batch_item(a, enc, err)] for a in args[1:]]
-        else:
-            cols = []
-            for a in args[1:]:
-                if _is_column(a):
-                    cols.append(_column_items(a, enc, err))
-                else:
-                    cols.append(None if n == 0 else _encode_batch_item(a, enc, err))
+        # Every item is encoded before anything is written: a failure leaves the
+        # buffer as it was. Scalars first, as the compiled twin does.
+        enc_cols: List[Any] = [
+            None if c is not None or n == 0 else _encode_batch_item(a, enc, err) for a, c in zip(args[1:], cols)
+        ]
+        for idx, c in enumerate(cols):
+            if c is None:
+                continue
+            if type(c) is list:
+                items = []
+                for j in range(n):
+                    if len(c) != n:  # an item's encoding ran caller code that resized the list
+                        raise RuntimeError(f"batch() argument {idx + 1} changed size during encoding")
+                    items.append(_encode_batch_item(c[j], enc, err))
+                enc_cols[idx] = items
+            else:
+                enc_cols[idx] = [_encode_batch_item(v, enc, err) for v in c]
         out = bytearray()
         for j in range(n):
             out += head
-            for c in cols:
+            for c in enc_cols:
                 _bulk(out, c[j] if type(c) is list else c)
         self._buf += out
+        if snapshot is not None:
+            snapshot.append(args[0])
+            snapshot.extend(a if c is None else tuple(c) for a, c in zip(args[1:], cols))
         return n
 
     def __len__(self) -> int:
@@ -229,12 +310,16 @@ class CommandBuffer:
 
     def take(self) -> bytes:
         """The encoded bytes; the buffer is then empty."""
+        if self._busy:
+            _busy_error()
         data = bytes(self._buf)
         self._buf.clear()
         return data
 
     def clear(self) -> None:
         """Drop everything."""
+        if self._busy:
+            _busy_error()
         self._buf.clear()
 
     def mark(self) -> int:
@@ -243,6 +328,8 @@ class CommandBuffer:
 
     def truncate(self, mark: int) -> None:
         """Drop everything after ``mark``."""
+        if self._busy:
+            _busy_error()
         if mark < 0 or mark > len(self._buf):
             raise ValueError(f"mark {mark} out of range 0..{len(self._buf)}")
         del self._buf[mark:]
@@ -295,6 +382,17 @@ class _Malformed(Exception):
     """Internal: malformed input; converted to the reader's protocolError."""
 
 
+def _check_max_bulk(value: Any) -> Optional[int]:
+    """max_bulk_len: None (no cap, as hiredis) or an int >= 0."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"max_bulk_len must be an int >= 0 or None, got {value!r}")
+    if value < 0:
+        raise ValueError(f"max_bulk_len must be >= 0 or None, got {value!r}")
+    return None if value > 2**63 - 1 else int(value)
+
+
 class Reader:
     """Incremental RESP2/RESP3 parser, API-compatible with hiredis.Reader.
 
@@ -314,9 +412,14 @@ class Reader:
         encoding: Optional[str] = None,
         errors: Optional[str] = None,
         notEnoughData: Any = False,
+        max_bulk_len: Optional[int] = MAX_BULK,
     ) -> None:
+        if getattr(self, "_busy", False):
+            raise RuntimeError("Reader.__init__() called while the reader is parsing")
         if not callable(protocolError) or not callable(replyError):
             raise TypeError("Expected a callable")
+        self._max_bulk = _check_max_bulk(max_bulk_len)
+        self._busy = False
         self._protocol_error = protocolError
         self._reply_error = replyError
         self._not_enough = notEnoughData
@@ -327,6 +430,11 @@ class Reader:
         self._decode_error: Optional[BaseException] = None
         self._failed: Optional[str] = None
         self.set_encoding(encoding, errors)
+
+    @property
+    def max_bulk_len(self) -> Optional[int]:
+        """The largest bulk string accepted (a longer header is a ProtocolError); None: no cap."""
+        return self._max_bulk
 
     def set_encoding(self, encoding: Optional[str] = None, errors: Optional[str] = None) -> None:
         """Decode strings with ``encoding`` (None: return bytes)."""
@@ -339,7 +447,12 @@ class Reader:
 
     def feed(self, data: Any, offset: int = 0, length: int = -1) -> None:
         """Append input bytes (bytes, bytearray or memoryview)."""
-        mv = memoryview(data).cast("B")
+        if self._busy:
+            raise RuntimeError("Reader.feed() called while the reader is parsing")
+        mv = memoryview(data)
+        if not mv.c_contiguous:  # as hiredis and the compiled twin (PyBUF_SIMPLE)
+            raise BufferError("memoryview: underlying buffer is not C-contiguous")
+        mv = mv.cast("B")
         if length == -1:
             length = len(mv) - offset
         if offset < 0 or length < 0:
@@ -391,12 +504,24 @@ class Reader:
         return err if isinstance(err, BaseException) else ProtocolError(msg)
 
     def _next(self, decode: bool) -> Any:
+        if self._busy:
+            raise RuntimeError("Reader.gets() called while the reader is parsing")
         if self._failed is not None:
             raise self._fail(self._failed)
+        # _busy: replyError and decoders run caller code that must not feed()
+        # or parse re-entrantly (the compiled twin's buffer would move).
+        self._busy = True
         try:
             reply = self._parse(decode)
         except _Malformed as exc:
             raise self._fail(str(exc)) from None
+        except BaseException as exc:
+            # Not from a callback (those are recorded): e.g. KeyboardInterrupt
+            # mid-reply. The partial reply cannot be resumed.
+            self._fail(f"reader interrupted mid-reply by {type(exc).__name__}")
+            raise
+        finally:
+            self._busy = False
         if reply is not _INCOMPLETE and self._decode_error is not None:
             err, self._decode_error = self._decode_error, None
             raise err
@@ -407,11 +532,28 @@ class Reader:
             return data
         try:
             return data.decode(self._encoding, self._errors)
-        except ValueError as exc:
+        except Exception as exc:
             # hiredis semantics: finish the reply, then raise the first decode error.
             if self._decode_error is None:
                 self._decode_error = exc
             return None
+
+    def _error_reply(self, data: bytes) -> Any:
+        """replyError(message); if it raises, finish the reply, then raise that (as hiredis)."""
+        try:
+            return self._reply_error(data.decode("utf-8", "replace"))
+        except Exception as exc:
+            if self._decode_error is None:
+                self._decode_error = exc
+            return None
+
+    def _map_set(self, d: dict, key: Any, value: Any) -> None:
+        """d[key] = value; an unhashable key is recorded and raised once the reply is complete."""
+        try:
+            d[key] = value
+        except Exception as exc:
+            if self._decode_error is None:
+                self._decode_error = exc
 
     def _parse(self, decode: bool) -> Any:
         buf, pos, stack = self._buf, self._pos, self._stack
@@ -442,8 +584,10 @@ class Reader:
                 else:
                     if size < 0:
                         raise _Malformed("Bulk string length out of range")
-                    if size > MAX_BULK:
-                        raise _Malformed(f"Bulk string length {size} above the {MAX_BULK} cap")
+                    if self._max_bulk is not None and size > self._max_bulk:
+                        raise _Malformed(f"Bulk string length {size} above the {self._max_bulk} cap "
+                                         f"(Reader max_bulk_len)")
+                    # Wait for the whole bulk: nothing is allocated ahead of the bytes fed.
                     if nxt + size + 2 > end:
                         self._pos = pos
                         return _INCOMPLETE
@@ -458,9 +602,9 @@ class Reader:
                             raise _Malformed("Verbatim string 4 bytes of content type are missing")
                         value = self._text(data[4:], decode)
                     else:
-                        value = self._reply_error(data.decode("utf-8", "replace"))
+                        value = self._error_reply(data)
             elif t == 45:  # '-'
-                value = self._reply_error(line.decode("utf-8", "replace"))
+                value = self._error_reply(line)
             elif t == 95:  # '_'
                 if line:
                     raise _Malformed("Bad nil value")
@@ -474,7 +618,9 @@ class Reader:
             elif t == 40:  # '('
                 if _BIG_RE.match(line) is None:
                     raise _Malformed("Bad bignum value")
-                value = int(line)
+                # As hiredis (redis-py's parser when hiredis is installed):
+                # the digits as bytes, or str when decoding.
+                value = self._text(line, decode)
             elif t in _AGGREGATES:
                 count = _parse_int(line, "multi-bulk length")
                 if count < -1:
@@ -503,7 +649,7 @@ class Reader:
                         frame[3] = value
                         frame[1] -= 1
                         break
-                    frame[0][frame[3]] = value
+                    self._map_set(frame[0], frame[3], value)
                     frame[3] = _NO_KEY
                 else:
                     frame[0].append(value)

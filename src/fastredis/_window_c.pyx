@@ -1,4 +1,5 @@
-# cython: language_level=3, boundscheck=False, wraparound=False
+# cython: language_level=3
+# Bounds checks stay on: decode_decisions indexes caller sequences.
 """Sliding-window bookkeeping, compiled twin of ``_window_py`` (same names,
 same results; see that module for the documentation).
 
@@ -67,21 +68,32 @@ cdef inline double _num(object value) except? -1.0:
 
 def decode_decisions(reply, limits, factory):
     """Decode the flat 5-per-request reply of ``ratelimit_driver.lua``."""
-    cdef Py_ssize_t n = len(reply), i
+    # An exact list or tuple, so len() is that of the items really there; the
+    # factory and the items' conversions run caller code that may shrink a
+    # list, which the bounds-checked indexing turns into IndexError.
+    cdef object r = reply if (type(reply) is list or type(reply) is tuple) else tuple(reply)
+    cdef tuple lim = tuple(limits)
+    cdef Py_ssize_t n = len(r), i
     if n % 5:
         raise ValueError(f"a rate-limit reply has 5 entries per request, got {n}")
     cdef list out = []
-    cdef list r = reply if type(reply) is list else list(reply)
-    cdef tuple lim = tuple(limits)
     for i in range(0, n, 5):
         out.append(factory(
             bool(r[i]),
-            lim[<Py_ssize_t>int(r[i + 1]) - 1],
+            lim[_limit_slot(r[i + 1], len(lim))],
             int(r[i + 2]),
             _num(r[i + 3]),
             _num(r[i + 4]),
         ))
     return out
+
+
+cdef Py_ssize_t _limit_slot(object s, Py_ssize_t nlim) except -1:
+    """The 0-based index of limit number ``s`` (1-based, from the script's reply)."""
+    k = int(s)
+    if not 1 <= k <= nlim:
+        raise ValueError(f"a rate-limit reply names limit {k}, but there are {nlim}")
+    return <Py_ssize_t>k - 1
 
 
 cdef class DenyCache:

@@ -109,19 +109,31 @@ def decode_decisions(reply: Sequence[Any], limits: Sequence[int], factory: Calla
         >>> decode_decisions([1, 1, 4, b"0", b"1.5"], [5], D)
         [D(allowed=True, limit=5, remaining=4, retry_after=0.0, reset_after=1.5)]
     """
-    n = len(reply)
+    # An exact list or tuple (as the compiled twin), so len() is that of the
+    # items really there; a list shrunk by caller code raises IndexError.
+    r = reply if (type(reply) is list or type(reply) is tuple) else tuple(reply)
+    lim = tuple(limits)
+    n = len(r)
     if n % 5:
         raise ValueError(f"a rate-limit reply has 5 entries per request, got {n}")
     out = []
     for i in range(0, n, 5):
         out.append(factory(
-            bool(reply[i]),
-            limits[int(reply[i + 1]) - 1],
-            int(reply[i + 2]),
-            _num(reply[i + 3]),
-            _num(reply[i + 4]),
+            bool(r[i]),
+            lim[_limit_slot(r[i + 1], len(lim))],
+            int(r[i + 2]),
+            _num(r[i + 3]),
+            _num(r[i + 4]),
         ))
     return out
+
+
+def _limit_slot(s: Any, nlim: int) -> int:
+    """The 0-based index of limit number ``s`` (1-based, from the script's reply)."""
+    k = int(s)
+    if not 1 <= k <= nlim:
+        raise ValueError(f"a rate-limit reply names limit {k}, but there are {nlim}")
+    return k - 1
 
 
 class DenyCache:

@@ -152,3 +152,28 @@ def test_connection_created_before_the_swap_still_raises(redis_url: str) -> None
     p.set("a", 1).lpush("c", 3)
     with pytest.raises(redis.ResponseError, match=r"^Command # 2 \(LPUSH c 3\)"):
         p.execute()
+
+
+def test_max_bulk_len_is_configurable(redis_url: str) -> None:
+    big = "x" * 100
+    fastredis.Redis.from_url(redis_url).set("big", big)
+    capped = fastredis.Redis.from_url(redis_url, max_bulk_len=10)
+    with pytest.raises(fastredis.ProtocolError):
+        capped.get("big")
+    assert capped.get("missing") is None  # the bad connection was dropped, not reused
+    assert fastredis.Redis.from_url(redis_url, max_bulk_len=None).get("big") == big.encode()
+    assert fastredis.Redis.from_url(redis_url).get("big") == big.encode()  # default: 512 MiB
+    with pytest.raises(TypeError, match="max_bulk_len"):
+        fastredis.Redis(max_bulk_len=-1)
+
+
+def test_batch_rows_are_what_was_encoded(r: fastredis.Redis) -> None:
+    """A caller that reuses its lists after batch() does not change what the
+    error annotation (or redis-py's fallback path) reports."""
+    keys, values = ["a", "h", "c"], [1, 2, 3]
+    r.hset("h", "f", 1)
+    p = r.pipeline(transaction=False)
+    p.batch("INCRBY", keys, values)
+    keys[1], values[1] = "changed", 99
+    with pytest.raises(redis.ResponseError, match=r"Command # 2 \(INCRBY h 2\) of pipeline caused error: WRONGTYPE"):
+        p.execute()

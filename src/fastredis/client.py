@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import inspect
 import time
-from typing import Any
+from typing import Any, Optional
 
 import redis
 
@@ -44,17 +44,24 @@ from .retry_policy import call_with_policy
 __all__ = ["Redis", "Pipeline", "FastParser", "client_class_for", "execute_command"]
 
 _REDIS_INIT = inspect.signature(redis.Redis.__init__)
+_DEFAULT_BULK = FastParser.max_bulk_len
 
 
 class Redis(redis.Redis):
     """``redis.Redis`` with a faster pipeline, batch staging and reply parsing.
 
     Same constructor, commands, options and return values as redis-py 8.x,
-    plus ``retry_writes`` (default False): whether a write whose bytes may
-    have reached the server is re-sent after a connection error, as redis-py
-    does. By default it is not, and
-    :class:`~fastredis.exceptions.OutcomeUnknownConnectionError` /
-    :class:`~fastredis.exceptions.OutcomeUnknownTimeoutError` say so.
+    plus:
+
+    - ``retry_writes`` (default False): whether a write whose bytes may have
+      reached the server is re-sent after a connection error, as redis-py
+      does. By default it is not, and
+      :class:`~fastredis.exceptions.OutcomeUnknownConnectionError` /
+      :class:`~fastredis.exceptions.OutcomeUnknownTimeoutError` say so.
+    - ``max_bulk_len`` (default 512 MiB, the server's default
+      ``proto-max-bulk-len``): the longest bulk reply accepted; ``None``
+      accepts any length, as hiredis does (for a server with a raised
+      ``proto-max-bulk-len``).
 
     Example::
 
@@ -72,31 +79,44 @@ class Redis(redis.Redis):
     parser_class: Any = FastParser
     pipeline_class: Any = Pipeline
 
-    def __init__(self, *args: Any, retry_writes: bool = False, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, retry_writes: bool = False, max_bulk_len: Optional[int] = _DEFAULT_BULK, **kwargs: Any
+    ) -> None:
         if not isinstance(retry_writes, bool):
             raise TypeError(f"retry_writes must be True or False, got {type(retry_writes).__name__}")
         self.retry_writes = retry_writes
+        parser_class = self.parser_class
+        if max_bulk_len != parser_class.max_bulk_len:
+            if max_bulk_len is not None and (isinstance(max_bulk_len, bool) or not isinstance(max_bulk_len, int) or max_bulk_len < 0):
+                raise TypeError(f"max_bulk_len must be an int >= 0 or None, got {max_bulk_len!r}")
+            parser_class = type(parser_class.__name__, (parser_class,), {"max_bulk_len": max_bulk_len})
         bound = _REDIS_INIT.bind(self, *args, **kwargs)
         single = bool(bound.arguments.get("single_connection_client", False))
         if single:  # built after the fast parser is installed, below
             bound.arguments["single_connection_client"] = False
         super().__init__(*bound.args[1:], **bound.kwargs)
-        install_fast_parser(self.connection_pool, self.parser_class)
+        install_fast_parser(self.connection_pool, parser_class)
         if single:
             self._single_connection_client = True
             self.connection = self.connection_pool.get_connection()
             _redispy.single_connection_event(self)
 
     @classmethod
-    def from_url(cls, url: str, *, retry_writes: bool = False, **kwargs: Any) -> "Redis":
-        """As ``redis.Redis.from_url`` (plus ``retry_writes``), with the fast
-        parser on the pool it builds."""
-        client = super().from_url(url, **kwargs)
-        if retry_writes is not False:
-            if not isinstance(retry_writes, bool):
-                raise TypeError(f"retry_writes must be True or False, got {type(retry_writes).__name__}")
-            client.retry_writes = retry_writes
-        return client  # type: ignore[return-value]
+    def from_url(  # type: ignore[override]
+        cls, url: str, *, retry_writes: bool = False, max_bulk_len: Optional[int] = _DEFAULT_BULK, **kwargs: Any
+    ) -> "Redis":
+        """As ``redis.Redis.from_url`` (plus ``retry_writes`` and
+        ``max_bulk_len``), with the fast parser on the pool it builds."""
+        single_connection_client = kwargs.pop("single_connection_client", False)
+        pool = redis.ConnectionPool.from_url(url, **kwargs)
+        client = cls(
+            connection_pool=pool,
+            single_connection_client=single_connection_client,
+            retry_writes=retry_writes,
+            max_bulk_len=max_bulk_len,
+        )
+        client.auto_close_connection_pool = True
+        return client
 
     def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> Pipeline:
         """A :class:`Pipeline` (redis-py semantics, fast staging and execute)."""

@@ -139,6 +139,7 @@ class FastParser(HiredisParser):  # type: ignore[misc,valid-type]
             encoding=encoder.encoding if encoder.decode_responses else None,
             errors=encoder.encoding_errors,
             notEnoughData=NOT_ENOUGH_DATA,
+            max_bulk_len=self.max_bulk_len,
         )
         self.connection_error: Optional[ConnectionError] = None
         self.error_count = 0

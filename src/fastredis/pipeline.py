@@ -218,11 +218,11 @@ class Pipeline(redis.client.Pipeline):
             raise TypeError("batch() takes the command name first, e.g. batch('SET', keys, values)")
         if self.watching and not self.explicit_transaction:
             raise RedisError("batch() cannot run in immediate (WATCH) mode; call multi() first")
-        args = (command, *columns)
         mark = self._buf.mark()
-        n = self._buf.batch(args)
+        encoded: List[Any] = []  # the columns as read (numpy as Python numbers)
+        n = self._buf.batch((command, *columns), encoded)
         try:
-            self._stage_batch_stack(args, n)
+            self._stage_batch_stack(tuple(encoded), n)
         except BaseException:
             self._buf.truncate(mark)
             raise

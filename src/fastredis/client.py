@@ -154,26 +154,10 @@ class Redis(redis.Redis):
                 (args,),
                 getattr(self, "retry_writes", False),
             )
-            if _redispy.observability_enabled():
-                _redispy.record_operation_duration(
-                    command_name=command_name,
-                    duration_seconds=time.monotonic() - start_time,
-                    server_address=getattr(conn, "host", None),
-                    server_port=getattr(conn, "port", None),
-                    db_namespace=str(getattr(conn, "db", "")),
-                )
+            _redispy.record_success(conn, command_name, start_time)
             return result
         except Exception as e:
-            if _redispy.observability_enabled():
-                _redispy.record_error_count(
-                    server_address=getattr(conn, "host", None),
-                    server_port=getattr(conn, "port", None),
-                    network_peer_address=getattr(conn, "host", None),
-                    network_peer_port=getattr(conn, "port", None),
-                    error_type=e,
-                    retry_attempts=attempts[0],
-                    is_internal=False,
-                )
+            _redispy.record_failure(conn, e, attempts[0])
             raise
         finally:
             try:

@@ -213,31 +213,31 @@ def observability_enabled() -> bool:
 
 
 def record_success(conn: Any, command_name: str, start_time: float) -> None:
-    """redis-py's operation-duration metric for a command or pipeline that succeeded."""
-    if observability_enabled():
-        import time
+    """redis-py's operation-duration metric for a command or pipeline that
+    succeeded (call it when :func:`observability_enabled`)."""
+    import time
 
-        record_operation_duration(
-            command_name=command_name,
-            duration_seconds=time.monotonic() - start_time,
-            server_address=getattr(conn, "host", None),
-            server_port=getattr(conn, "port", None),
-            db_namespace=str(getattr(conn, "db", "")),
-        )
+    record_operation_duration(
+        command_name=command_name,
+        duration_seconds=time.monotonic() - start_time,
+        server_address=getattr(conn, "host", None),
+        server_port=getattr(conn, "port", None),
+        db_namespace=str(getattr(conn, "db", "")),
+    )
 
 
 def record_failure(conn: Any, error: BaseException, retry_attempts: int) -> None:
-    """redis-py's error-count metric for a command or pipeline that failed."""
-    if observability_enabled():
-        record_error_count(
-            server_address=getattr(conn, "host", None),
-            server_port=getattr(conn, "port", None),
-            network_peer_address=getattr(conn, "host", None),
-            network_peer_port=getattr(conn, "port", None),
-            error_type=error,
-            retry_attempts=retry_attempts,
-            is_internal=False,
-        )
+    """redis-py's error-count metric for a command or pipeline that failed
+    (call it when :func:`observability_enabled`)."""
+    record_error_count(
+        server_address=getattr(conn, "host", None),
+        server_port=getattr(conn, "port", None),
+        network_peer_address=getattr(conn, "host", None),
+        network_peer_port=getattr(conn, "port", None),
+        error_type=error,
+        retry_attempts=retry_attempts,
+        is_internal=False,
+    )
 
 
 def single_connection_event(client: Any) -> None:

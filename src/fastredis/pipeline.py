@@ -305,11 +305,13 @@ class Pipeline(redis.client.Pipeline):
                 transaction=transaction,
             )
         except Exception as e:
-            _redispy.record_failure(conn, e, attempts[0])
+            if _redispy.observability_enabled():
+                _redispy.record_failure(conn, e, attempts[0])
             raise
         finally:
             self.reset()
-        _redispy.record_success(conn, operation_name, start_time)
+        if _redispy.observability_enabled():
+            _redispy.record_success(conn, operation_name, start_time)
         return response
 
     def _row(self, i: int) -> Tuple[Any, ...]:

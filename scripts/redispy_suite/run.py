@@ -2,13 +2,16 @@
 and compare. Called by scripts/redispy_suite.sh (which builds .venv and
 unpacks redis-py's tests); usable directly:
 
-    .venv/bin/python scripts/redispy_suite/run.py --tests-root .cache/redispy-8.1.0 \
-        [--suite sync] [--only-fastredis] [-k EXPR] [--no-fast-parser] [-- PYTEST_ARGS]
+    .venv/bin/python scripts/redispy_suite/run.py --tests-root .cache/redispy-8.1.0 \\
+        [--suite sync] [--only-fastredis] [--variant NAME] [-k EXPR] [-- PYTEST_ARGS]
 
-A test that fails with fastredis is allowed only when it also fails with plain
-redis-py against an identical server, and is listed in known_failures.txt
+Each suite runs once with plain redis-py, then once per fastredis variant, each
+session on a fresh throwaway redis-server with the same config. A test that
+fails with fastredis is allowed only when it also fails with plain redis-py
+in the same invocation, and is listed in known_failures.txt
 (``nodeid  # reason``). Anything else exits 1 with a summary. A listed test
-that passes with fastredis is reported but does not fail the run.
+that passes is reported, not failed. Fastredis-only failures are rerun once
+on a fresh server; one that then passes is reported as flaky, not failed.
 """
 
 from __future__ import annotations
@@ -28,9 +31,9 @@ from typing import Dict, List, Optional, Sequence, Set, Tuple
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 
-# The server redis-py's CI runs its standalone tests against (docker "redis"
-# service: --enable-debug-command yes --enable-module-command yes). No TLS
-# port, no modules, no replica, no cluster, no sentinels: their tests are
+# The server redis-py's CI runs its standalone tests against (its docker
+# "redis" service passes --enable-debug-command yes --enable-module-command
+# yes). No TLS port, modules, replica, cluster or sentinels: their tests are
 # deselected by marker below.
 SERVER_ARGS = ("--enable-debug-command", "yes", "--enable-module-command", "yes")
 
@@ -49,12 +52,13 @@ class Suite:
 
     name: str
     files: Sequence[str]
-    # swap_plugin's REDISPY_SUITE_SWAP: "name[,name...]=module:attr[;...]".
+    # swap_plugin's REDISPY_SUITE_SWAP: "name[,name...]=module:attr".
     swap: str
-    # Module that must import for the fastredis run to make sense.
+    # Module that must import for the fastredis runs to make sense.
     requires: str
-    # swap_plugin's REDISPY_SUITE_CONFTEST_HOOK for the fastredis run.
-    conftest_hook: Optional[str] = None
+    # fastredis runs: variant name -> swap_plugin's REDISPY_SUITE_CONFTEST_HOOK
+    # (None: redis-py's conftest unchanged).
+    variants: Dict[str, Optional[str]]
 
     def available(self) -> bool:
         try:
@@ -82,13 +86,22 @@ SYNC = Suite(
     # fastredis.Redis.pipeline() builds fastredis's Pipeline.
     swap="redis.Redis,redis.client.Redis,redis.StrictRedis,redis.client.StrictRedis=fastredis:Redis",
     requires="fastredis",
-    conftest_hook="hooks:fast_parser_pools",
+    variants={
+        # The literal swap: the conftest builds redis.ConnectionPool(...) and
+        # passes it in, so connections keep redis-py's (hiredis) parser.
+        "fastredis": None,
+        # Those pools get fastredis's parser, as fastredis.Redis.from_url()
+        # and fastredis.Redis(host=...) build them (see hooks.py).
+        "fastredis+parser": "hooks:fast_parser_pools",
+    },
 )
 
-# The async suite, once fastredis.asyncio exists. Its conftest
-# (tests/test_asyncio/conftest.py) builds clients with redis.asyncio.Redis
-# in its create_redis fixture; pytest-asyncio must be installed (see
-# redispy_suite.sh). Enable it by adding it to SUITES.
+# The async suite, once fastredis.asyncio exists: add "async" to
+# DEFAULT_SUITES and pytest-asyncio to redispy_suite.sh's installs. Its
+# conftest (tests/test_asyncio/conftest.py) does `import redis.asyncio as
+# redis` and builds clients as redis.Redis in its create_redis fixture; test
+# modules import Redis from redis.asyncio / redis.asyncio.client. Its pools
+# come from Redis.from_url / Redis(**kwargs), so it needs no parser hook.
 ASYNC = Suite(
     name="async",
     files=[
@@ -104,11 +117,13 @@ ASYNC = Suite(
     ],
     swap="redis.asyncio.Redis,redis.asyncio.client.Redis,redis.asyncio.StrictRedis,redis.asyncio.client.StrictRedis=fastredis.asyncio:Redis",
     requires="fastredis.asyncio",
+    variants={"fastredis": None},
 )
 
 SUITES: Dict[str, Suite] = {"sync": SYNC, "async": ASYNC}
-DEFAULT_SUITES = ["sync"]  # add "async" here when fastredis.asyncio lands
+DEFAULT_SUITES = ["sync"]  # add "async" when fastredis.asyncio lands
 
+BASELINE = "redis-py"
 FAILED = ("failed", "error")
 Results = Dict[str, Dict[str, str]]
 
@@ -134,41 +149,47 @@ def read_list(path: str) -> Dict[str, str]:
     return out
 
 
-def start_server():  # -> fastredis.server.RedisServer
-    from fastredis.server import RedisServer
-
-    return RedisServer(*SERVER_ARGS)
-
-
 def run_pytest(
     suite: Suite,
     client: str,
-    tests_root: str,
     results_path: str,
-    log_path: str,
     nodeids: Optional[Sequence[str]],
     args: argparse.Namespace,
     deselected: Dict[str, str],
-) -> Tuple[Results, int, float]:
-    """One pytest session on a fresh server; returns its results, exit code and seconds."""
-    server = start_server()
+) -> Tuple[Results, float]:
+    """One pytest session on a fresh server; returns its results and seconds.
+
+    ``client`` is BASELINE or one of ``suite.variants``; ``nodeids`` (a rerun)
+    replaces the suite's files, -k and the deselections."""
+    from fastredis.server import RedisServer
+
+    log_path = results_path[: -len(".json")] + ".log"
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [HERE, env.get("PYTHONPATH")]))
+    env["REDISPY_SUITE_RESULTS"] = results_path
+    env.pop("REDISPY_SUITE_SWAP", None)
+    env.pop("REDISPY_SUITE_CONFTEST_HOOK", None)
+    hook = None
+    if client != BASELINE:
+        names, _, target = suite.swap.rpartition("=")
+        env["REDISPY_SUITE_SWAP"] = f"{names}={args.client or target}"
+        hook = suite.variants[client]
+        if hook:
+            env["REDISPY_SUITE_CONFTEST_HOOK"] = hook
+    if os.path.exists(results_path):
+        os.remove(results_path)
+
+    server = RedisServer(*SERVER_ARGS)
     try:
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [HERE, env.get("PYTHONPATH")]))
-        env["REDISPY_SUITE_RESULTS"] = results_path
-        env.pop("REDISPY_SUITE_SWAP", None)
-        env.pop("REDISPY_SUITE_CONFTEST_HOOK", None)
-        if client == "fastredis":
-            env["REDISPY_SUITE_SWAP"] = suite.swap
-            if suite.conftest_hook and not args.no_fast_parser:
-                env["REDISPY_SUITE_CONFTEST_HOOK"] = suite.conftest_hook
         url = f"redis://{server.host}:{server.port}/0"
         cmd = [
             sys.executable, "-m", "pytest",
             *(nodeids if nodeids is not None else suite.files),
             "-p", "swap_plugin",
             "-p", "no:cacheprovider",
-            # -q and captured output, over redis-py's "-s" addopts.
+            # Quiet, captured output (over redis-py's "-s" addopts), and native
+            # tracebacks: pytest's own format re-parses the 8,000-line
+            # test_commands.py per frame, seconds per failure.
             "-q", "--capture=fd", "--disable-warnings", "-r", "fE", "--tb=native", "--color=no",
             "--redis-url", url,
             "--redis-mod-url", url,  # the module probe finds none, instead of probing port 6479
@@ -180,13 +201,12 @@ def run_pytest(
             if args.k:
                 cmd += ["-k", args.k]
         cmd += args.pytest_args
-        if os.path.exists(results_path):
-            os.remove(results_path)
-        log(f"== {suite.name} / {client}: redis-server {server.port}, "
-            f"{len(nodeids) if nodeids is not None else len(suite.files)} {'tests' if nodeids is not None else 'files'}")
+        what = f"{len(nodeids)} tests (rerun)" if nodeids is not None else f"{len(suite.files)} files"
+        log(f"== {suite.name} / {client}: redis-server {server.port}, {what}")
         t0 = time.monotonic()
         with open(log_path, "w") as out:
-            proc = subprocess.Popen(cmd, cwd=tests_root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace")
+            proc = subprocess.Popen(cmd, cwd=args.tests_root, env=env, stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT, text=True, errors="replace")
             try:
                 assert proc.stdout is not None
                 for line in proc.stdout:
@@ -205,23 +225,24 @@ def run_pytest(
         elapsed = time.monotonic() - t0
     finally:
         server.stop()
+
     results: Results = {}
     if os.path.exists(results_path):
         with open(results_path) as f:
             payload = json.load(f)
         results = payload["tests"]
         meta = payload["meta"]
-        if client == "fastredis":
+        if client != BASELINE:
             # The comparison means nothing unless fastredis really was in place.
             if not meta["swapped"] or not all(meta["swapped"].values()):
-                raise SystemExit(f"{suite.name}/fastredis: the swap did not hold: {meta['swapped']}")
-            wanted = env.get("REDISPY_SUITE_CONFTEST_HOOK")
-            if wanted and not meta["hooks"]:
-                raise SystemExit(f"{suite.name}/fastredis: conftest hook {wanted} never ran")
-    log(f"== {suite.name} / {client}: exit {code}, {len(results)} tests, {elapsed:.0f}s (log: {os.path.relpath(log_path, REPO)})")
-    if code not in (0, 1, 5) or not results and code != 5:
+                raise SystemExit(f"{suite.name}/{client}: the swap did not hold: {meta['swapped']}")
+            if hook and not meta["hooks"]:
+                raise SystemExit(f"{suite.name}/{client}: conftest hook {hook} never ran")
+    log(f"== {suite.name} / {client}: exit {code}, {len(results)} tests, {elapsed:.0f}s "
+        f"(log: {os.path.relpath(log_path, REPO)})")
+    if code not in (0, 1, 5) or (not results and code != 5):
         raise SystemExit(f"pytest for {suite.name}/{client} ended with exit code {code}: see {log_path}")
-    return results, code, elapsed
+    return results, elapsed
 
 
 def failed(results: Results) -> Set[str]:
@@ -239,7 +260,7 @@ _HARNESS = ("/_pytest/", "/pluggy/")
 
 def tail(text: str, lines: int, root: str = "") -> str:
     """The last ``lines`` lines of a native traceback, without pytest's and
-    pluggy's frames, site-packages paths shortened."""
+    pluggy's frames, paths shortened."""
     kept: List[str] = []
     skipping = False
     for line in text.rstrip().splitlines():
@@ -253,88 +274,110 @@ def tail(text: str, lines: int, root: str = "") -> str:
     return "\n".join("      " + line for line in kept[-lines:])
 
 
-def run_suite(suite: Suite, args: argparse.Namespace, known: Dict[str, str], deselected: Dict[str, str]) -> Tuple[bool, List[str]]:
-    """Run one suite; returns (ok, summary lines)."""
-    out_dir = os.path.join(args.results_dir, suite.name)
-    os.makedirs(out_dir, exist_ok=True)
-    timings: List[str] = []
-    base: Optional[Results] = None
-    if not args.only_fastredis:
-        base, _, secs = run_pytest(suite, "redis-py", args.tests_root, os.path.join(out_dir, "redis-py.json"),
-                                   os.path.join(out_dir, "redis-py.log"), None, args, deselected)
-        timings.append(f"redis-py {secs:.0f}s")
-    fast, _, secs = run_pytest(suite, "fastredis", args.tests_root, os.path.join(out_dir, "fastredis.json"),
-                               os.path.join(out_dir, "fastredis.log"), None, args, deselected)
-    timings.append(f"fastredis {secs:.0f}s")
-
+def compare(
+    suite: Suite,
+    variant: str,
+    fast: Results,
+    base: Optional[Results],
+    rerun: Optional[Results],
+    known: Dict[str, str],
+    args: argparse.Namespace,
+) -> Tuple[bool, List[str]]:
+    """Compare one fastredis variant's results with the baseline's; returns (ok, summary lines)."""
+    tag = f"[{suite.name}/{variant}]"
+    ref = "redis-py" if base is not None else "known_failures.txt"
     fast_failed = failed(fast)
     base_failed = failed(base) if base is not None else set(known)
     only_fast = sorted(fast_failed - base_failed)
+    flaky = [n for n in only_fast if rerun is not None and rerun.get(n, {}).get("outcome") == "passed"]
+    only_fast = [n for n in only_fast if n not in flaky]
     both = fast_failed & base_failed
-
-    # Rerun the fastredis-only failures once, each on a fresh server, to tell
-    # a real difference from a timing flake on a busy machine.
-    flaky: List[str] = []
-    if only_fast and not args.no_rerun:
-        rerun, _, secs = run_pytest(suite, "fastredis", args.tests_root, os.path.join(out_dir, "fastredis-rerun.json"),
-                                    os.path.join(out_dir, "fastredis-rerun.log"), only_fast, args, deselected)
-        timings.append(f"rerun {secs:.0f}s")
-        flaky = [n for n in only_fast if rerun.get(n, {}).get("outcome") == "passed"]
-        only_fast = [n for n in only_fast if n not in flaky]
-
     unlisted = sorted(both - set(known))
     listed_passing = sorted(n for n in known if fast.get(n, {}).get("outcome") == "passed")
     not_with_fast = sorted(set(base) - set(fast)) if base is not None else []
-    only_base = sorted(base_failed - fast_failed) if base is not None else []
-    ran_everything = not args.k and not args.pytest_args
-    stale = sorted(n for n in known if n.startswith(tuple(f + "::" for f in suite.files)) and n not in fast) if ran_everything else []
 
     counts: Dict[str, int] = {}
     for r in fast.values():
         counts[r["outcome"]] = counts.get(r["outcome"], 0) + 1
-    lines = [f"[{suite.name}] {len(fast)} tests with fastredis: "
-             + ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
-             + f"; {len(both)} fail with redis-py too; time: " + ", ".join(timings)]
+    lines = [f"{tag} {len(fast)} tests: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
+             + f"; {len(both)} of the failures are allowed (fail with {ref} too)"]
     ok = True
     if only_fast:
         ok = False
-        lines.append(f"[{suite.name}] FAIL: {len(only_fast)} test(s) fail with fastredis but not with "
-                     f"{'redis-py' if base is not None else 'the known list'}:")
+        lines.append(f"{tag} FAIL: {len(only_fast)} test(s) fail with fastredis but not with {ref}:")
         groups: Dict[str, List[str]] = {}
         for n in only_fast:
             groups.setdefault(short(fast[n]), []).append(n)
         for message, nodes in groups.items():  # one traceback per distinct error
             lines.append(f"  -- {message}")
             for n in nodes:
-                base_outcome = base.get(n, {}).get("outcome", "?") if base is not None else "not run"
+                base_outcome = base.get(n, {}).get("outcome", "not run") if base is not None else "not run"
                 lines.append(f"    {n}  [{fast[n]['outcome']} in {fast[n].get('when')}; redis-py: {base_outcome}]")
             if args.tracebacks:
                 lines.append(tail(fast[nodes[0]].get("longrepr", ""), args.tracebacks, args.tests_root))
     if unlisted:
         ok = False
-        lines.append(f"[{suite.name}] FAIL: {len(unlisted)} test(s) fail with redis-py too but are not in "
+        lines.append(f"{tag} FAIL: {len(unlisted)} test(s) fail with redis-py too but are not in "
                      f"{os.path.relpath(args.known, REPO)}: add each with its reason:")
-        for n in unlisted:
-            lines.append(f"  {n}  # {short(fast[n])}")
+        lines += [f"  {n}  # {short(fast[n])}" for n in unlisted]
     if not_with_fast:
         ok = False
-        lines.append(f"[{suite.name}] FAIL: {len(not_with_fast)} test(s) ran with redis-py but not with fastredis:")
+        lines.append(f"{tag} FAIL: {len(not_with_fast)} test(s) ran with redis-py but not with fastredis:")
         lines += [f"  {n}" for n in not_with_fast[:50]]
     if flaky:
-        lines.append(f"[{suite.name}] warning: {len(flaky)} test(s) failed with fastredis only, then passed on a rerun (flaky?):")
+        lines.append(f"{tag} warning: {len(flaky)} test(s) failed with fastredis only, then passed on a rerun (flaky?):")
         lines += [f"  {n}  ({short(fast[n])})" for n in flaky]
-    if only_base:
-        lines.append(f"[{suite.name}] note: {len(only_base)} test(s) fail with redis-py but pass with fastredis:")
-        lines += [f"  {n}  ({short(base[n])})" for n in only_base if base is not None]
+    if base is not None:
+        only_base = sorted(base_failed - fast_failed)
+        if only_base:
+            lines.append(f"{tag} note: {len(only_base)} test(s) fail with redis-py but pass with fastredis:")
+            lines += [f"  {n}  ({short(base[n])})" for n in only_base]
     if listed_passing:
-        lines.append(f"[{suite.name}] note: {len(listed_passing)} listed known failure(s) now pass with fastredis "
-                     f"(remove them from the list if they pass with redis-py too):")
+        lines.append(f"{tag} note: {len(listed_passing)} listed known failure(s) pass with fastredis "
+                     f"(remove any that pass with redis-py too, on the reference server):")
         for n in listed_passing:
             base_outcome = base.get(n, {}).get("outcome", "?") if base is not None else "not run"
             lines.append(f"  {n}  [redis-py: {base_outcome}]")
-    if stale:
-        lines.append(f"[{suite.name}] note: {len(stale)} listed known failure(s) were not run (renamed or deselected?):")
-        lines += [f"  {n}" for n in stale]
+    return ok, lines
+
+
+def run_suite(suite: Suite, args: argparse.Namespace, known: Dict[str, str], deselected: Dict[str, str]) -> Tuple[bool, List[str]]:
+    """Run one suite (baseline, then each variant) and compare; returns (ok, summary lines)."""
+    out_dir = os.path.join(args.results_dir, suite.name)
+    os.makedirs(out_dir, exist_ok=True)
+    timings: List[str] = []
+    base: Optional[Results] = None
+    if not args.only_fastredis:
+        base, secs = run_pytest(suite, BASELINE, os.path.join(out_dir, f"{BASELINE}.json"), None, args, deselected)
+        timings.append(f"{BASELINE} {secs:.0f}s")
+    ok = True
+    lines: List[str] = []
+    seen: Set[str] = set(base or ())
+    for variant in args.variant or list(suite.variants):
+        if variant not in suite.variants:
+            raise SystemExit(f"suite {suite.name} has no variant {variant!r}; it has {', '.join(suite.variants)}")
+        stem = variant.replace("+", "-")
+        fast, secs = run_pytest(suite, variant, os.path.join(out_dir, f"{stem}.json"), None, args, deselected)
+        timings.append(f"{variant} {secs:.0f}s")
+        seen |= set(fast)
+        base_failed = failed(base) if base is not None else set(known)
+        suspects = sorted(failed(fast) - base_failed)
+        rerun: Optional[Results] = None
+        if suspects and not args.no_rerun:
+            # Once more, on a fresh server, to tell a real difference from a
+            # timing flake on a busy machine.
+            rerun, secs = run_pytest(suite, variant, os.path.join(out_dir, f"{stem}-rerun.json"), suspects, args, deselected)
+            timings.append(f"{variant} rerun {secs:.0f}s")
+        variant_ok, variant_lines = compare(suite, variant, fast, base, rerun, known, args)
+        ok = ok and variant_ok
+        lines += variant_lines
+    if not args.k and not args.pytest_args:
+        prefixes = tuple(f + "::" for f in suite.files)
+        stale = sorted(n for n in known if n.startswith(prefixes) and n not in seen)
+        if stale:
+            lines.append(f"[{suite.name}] note: {len(stale)} listed known failure(s) were not run (renamed or deselected?):")
+            lines += [f"  {n}" for n in stale]
+    lines.append(f"[{suite.name}] time: " + ", ".join(timings))
     return ok, lines
 
 
@@ -347,31 +390,37 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--tests-root", required=True, help="unpacked redis-py sdist (holds tests/ and pyproject.toml)")
     p.add_argument("--suite", action="append", choices=sorted(SUITES), help=f"default: {' '.join(DEFAULT_SUITES)}")
+    p.add_argument("--variant", action="append", metavar="NAME",
+                   help="fastredis variant(s) to run (sync: fastredis, fastredis+parser); default: all")
     p.add_argument("--only-fastredis", action="store_true", help="skip the redis-py run; compare with known_failures.txt only")
-    p.add_argument("-k", help="pytest -k expression")
-    p.add_argument("--no-fast-parser", action="store_true",
-                   help="leave the conftest's pools with redis-py's parser (by default they get fastredis's, as from_url gives)")
+    p.add_argument("-k", help="pytest -k expression (every run)")
+    p.add_argument("--client", metavar="MODULE:ATTR",
+                   help="the class swapped in instead of the suite's (e.g. a candidate fix on PYTHONPATH)")
     p.add_argument("--no-rerun", action="store_true", help="do not rerun fastredis-only failures")
-    p.add_argument("--tracebacks", type=int, default=25, metavar="N", help="traceback lines shown per fastredis-only failure (0: none)")
+    p.add_argument("--tracebacks", type=int, default=30, metavar="N", help="traceback lines shown per distinct fastredis-only failure (0: none)")
     p.add_argument("--quiet", action="store_true", help="do not echo pytest's output (it is in the logs)")
     p.add_argument("--known", default=os.path.join(HERE, "known_failures.txt"))
     p.add_argument("--deselected", default=os.path.join(HERE, "deselected.txt"))
     p.add_argument("--results-dir", default=os.path.join(REPO, ".cache", "redispy-suite"))
     args = p.parse_args(argv)
-    # SIGTERM (e.g. a CI timeout) unwinds like Ctrl-C, so servers and pytest are stopped.
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     args.pytest_args = extra
     args.tests_root = os.path.abspath(args.tests_root)
+    args.results_dir = os.path.abspath(args.results_dir)
     if not os.path.isdir(os.path.join(args.tests_root, "tests")):
         p.error(f"{args.tests_root} has no tests/ directory")
+    # SIGTERM (e.g. a CI timeout) unwinds like Ctrl-C, so servers and pytest are stopped.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
 
     known = read_list(args.known)
     deselected = read_list(args.deselected)
     import redis
+    from fastredis.server import find_redis_server
 
-    log(f"redis-py {redis.__version__} from {os.path.dirname(redis.__file__)}; "
-        f"tests from {args.tests_root}; deselected by marker: "
-        + ", ".join(f"{m} ({why})" for m, why in DESELECT_MARKERS.items())
+    binary = find_redis_server()
+    version = subprocess.run([binary, "--version"], capture_output=True, text=True).stdout.strip()
+    log(f"redis-py {redis.__version__} from {os.path.dirname(redis.__file__)}; tests from {args.tests_root}")
+    log(f"server: {binary}: {version}; args: {' '.join(SERVER_ARGS)}")
+    log("deselected by marker: " + ", ".join(f"{m} ({why})" for m, why in DESELECT_MARKERS.items())
         + f"; {len(deselected)} by node id ({os.path.relpath(args.deselected, REPO)})")
     t0 = time.monotonic()
     ok = True

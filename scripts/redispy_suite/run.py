@@ -33,9 +33,11 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 
 # The server redis-py's CI runs its standalone tests against (its docker
 # "redis" service passes --enable-debug-command yes --enable-module-command
-# yes). No TLS port, modules, replica, cluster or sentinels: their tests are
+# yes; redis 7.0 added both options and turned DEBUG/MODULE off by default).
+# No TLS port, modules, replica, cluster or sentinels: their tests are
 # deselected by marker below.
-SERVER_ARGS = ("--enable-debug-command", "yes", "--enable-module-command", "yes")
+SERVER_ARGS_7 = ("--enable-debug-command", "yes", "--enable-module-command", "yes")
+SERVER_ARGS: Tuple[str, ...] = ()  # set by main() from the server's version
 
 # Markers of redis-py tests that need infrastructure this script does not start.
 DESELECT_MARKERS = {
@@ -146,6 +148,24 @@ def read_list(path: str) -> Dict[str, str]:
             if not sep or not reason.strip():
                 raise SystemExit(f"{path}:{lineno}: expected 'nodeid  # reason', got {line!r}")
             out[nodeid.strip()] = reason.strip()
+    return out
+
+
+_QUALIFIER = re.compile(r"^\[redis\s*([^\]]+)\]\s*")
+
+
+def for_server(known: Dict[str, str], version: Optional[str]) -> Dict[str, str]:
+    """The entries that apply to a server of ``version``: a reason may start
+    with ``[redis<7]`` or ``[redis==7.0.*]`` (a PEP 440 specifier set on the
+    redis-server version); entries without one always apply."""
+    from packaging.specifiers import SpecifierSet
+
+    out: Dict[str, str] = {}
+    for nodeid, reason in known.items():
+        m = _QUALIFIER.match(reason)
+        if m and version is not None and version not in SpecifierSet(m.group(1), prereleases=True):
+            continue
+        out[nodeid] = reason
     return out
 
 
@@ -420,15 +440,21 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     import redis
     from fastredis.server import find_redis_server
 
+    global SERVER_ARGS
     binary = find_redis_server()
     version = subprocess.run([binary, "--version"], capture_output=True, text=True).stdout.strip()
+    found = re.search(r"v=(\d+\.\d+\.\d+)", version)
+    server_version = found.group(1) if found else None
+    SERVER_ARGS = SERVER_ARGS_7 if server_version is None or int(server_version.split(".")[0]) >= 7 else ()
+    known = for_server(known, server_version)
     log(f"redis-py {redis.__version__} from {os.path.dirname(redis.__file__)}; tests from {args.tests_root}")
     log(f"server: {binary}: {version}; args: {' '.join(SERVER_ARGS)}")
     log("deselected by marker: " + ", ".join(f"{m} ({why})" for m, why in DESELECT_MARKERS.items())
         + f"; {len(deselected)} by node id ({os.path.relpath(args.deselected, REPO)})")
     t0 = time.monotonic()
     ok = True
-    summary: List[str] = []
+    summary: List[str] = [f"server: redis {server_version or '?'} ({binary}); "
+                          f"{len(known)} known failure(s) apply to it ({os.path.relpath(args.known, REPO)})"]
     for name in args.suite or DEFAULT_SUITES:
         suite = SUITES[name]
         if not suite.available():

@@ -101,9 +101,12 @@ SYNC = Suite(
 # The async suite, once fastredis.asyncio exists: add "async" to
 # DEFAULT_SUITES and pytest-asyncio to redispy_suite.sh's installs. Its
 # conftest (tests/test_asyncio/conftest.py) does `import redis.asyncio as
-# redis` and builds clients as redis.Redis in its create_redis fixture; test
-# modules import Redis from redis.asyncio / redis.asyncio.client. Its pools
-# come from Redis.from_url / Redis(**kwargs), so it needs no parser hook.
+# redis`; its create_redis fixture's client_factory(cls=redis.Redis) builds
+# redis.ConnectionPool(**url_options) (that is, redis.asyncio's) and passes it
+# in, as the sync conftest does; test modules import Redis from redis.asyncio
+# and redis.asyncio.client. A "+parser" variant would need a hook that gives
+# those pools fastredis's async parser (client_factory is a closure, so wrap
+# the conftest's `redis` name or redis.asyncio.ConnectionPool, not a function).
 ASYNC = Suite(
     name="async",
     files=[

@@ -194,6 +194,10 @@ class FastParser(HiredisParser):  # type: ignore[misc,valid-type]
     def _reply_error(self, message: str) -> Exception:
         self.error_count += 1
         error = self.parse_error(message)
+        # A reply, even one redis-py maps to ConnectionError (LOADING, auth
+        # failures, max clients): the server answered, so the write-retry
+        # policy knows the outcome.
+        error.server_reply = True  # type: ignore[attr-defined]
         if isinstance(error, ConnectionError) and self.connection_error is None:
             self.connection_error = error  # e.g. LOADING: raised after the batch
         return error

@@ -19,15 +19,15 @@ Example::
 
     >>> import fastredis
     >>> from fastredis.server import RedisCluster as TestCluster
-    >>> cluster = TestCluster(3)
+    >>> cluster = TestCluster.shared()  # a throwaway 3-master cluster
     >>> rc = fastredis.RedisCluster(host=cluster.host, port=cluster.ports[0])
     >>> with rc.pipeline() as p:
     ...     for i in range(4):
     ...         _ = p.set(f"user:{i}", i)
-    ...     _ = p.get("user:3").incr("visits")
+    ...     _ = p.get("user:3").incrby("visits", 0)
     ...     p.execute()
-    [True, True, True, True, b'3', 1]
-    >>> rc.close(); cluster.stop()
+    [True, True, True, True, b'3', 0]
+    >>> rc.close()
 """
 
 from __future__ import annotations
@@ -136,7 +136,7 @@ class RedisCluster(redis.cluster.RedisCluster):
 
         >>> import fastredis
         >>> from fastredis.server import RedisCluster as TestCluster
-        >>> cluster = TestCluster(3)
+        >>> cluster = TestCluster.shared()
         >>> rc = fastredis.RedisCluster.from_url(f"redis://{cluster.host}:{cluster.ports[0]}")
         >>> rc.set("{user:1}:name", "ann")
         True
@@ -144,7 +144,7 @@ class RedisCluster(redis.cluster.RedisCluster):
         (b'ann', 3)
         >>> type(rc.get_redis_connection(rc.get_node_from_key("x"))).__name__
         'Redis'
-        >>> rc.close(); cluster.stop()
+        >>> rc.close()
     """
 
     #: The class of the node clients (a :class:`fastredis.Redis` subclass).
@@ -279,12 +279,12 @@ class ClusterPipeline(_PARENT_PIPELINE):  # type: ignore[misc,valid-type]
 
         >>> import fastredis
         >>> from fastredis.server import RedisCluster as TestCluster
-        >>> cluster = TestCluster(3)
+        >>> cluster = TestCluster.shared()
         >>> rc = fastredis.RedisCluster(host=cluster.host, port=cluster.ports[0])
         >>> p = rc.pipeline()
         >>> p.batch("SET", ["a", "b", "c"], [1, 2, 3]).batch("GET", ["c", "a"]).execute()
         [True, True, True, b'3', b'1']
-        >>> rc.close(); cluster.stop()
+        >>> rc.close()
     """
 
     #: The RESP core module (compiled ``_resp_c`` or the ``_resp_py`` twin).
@@ -313,11 +313,11 @@ class ClusterPipeline(_PARENT_PIPELINE):  # type: ignore[misc,valid-type]
 
             >>> from redis.cluster import RedisCluster as PlainCluster
             >>> from fastredis.server import RedisCluster as TestCluster
-            >>> cluster = TestCluster(3)
+            >>> cluster = TestCluster.shared()
             >>> plain = PlainCluster(host=cluster.host, port=cluster.ports[0])
             >>> ClusterPipeline.for_client(plain).set("k", 1).incr("k").execute()
             [True, 2]
-            >>> plain.close(); cluster.stop()
+            >>> plain.close()
         """
         pipe = cls(**_pipeline_kwargs(client, transaction))
         pipe.retry_writes = bool(retry_writes or getattr(client, "retry_writes", False))
@@ -330,10 +330,10 @@ class ClusterPipeline(_PARENT_PIPELINE):  # type: ignore[misc,valid-type]
 
             >>> from fastredis.server import RedisCluster as TestCluster
             >>> import fastredis
-            >>> cluster = TestCluster(3); rc = fastredis.RedisCluster(port=cluster.ports[0])
+            >>> rc = fastredis.RedisCluster("127.0.0.1", TestCluster.shared().ports[0])
             >>> len(rc.pipeline().set("a", 1).fresh())
             0
-            >>> rc.close(); cluster.stop()
+            >>> rc.close()
         """
         pipe = type(self)(
             nodes_manager=self.nodes_manager,
@@ -394,10 +394,10 @@ class ClusterPipeline(_PARENT_PIPELINE):  # type: ignore[misc,valid-type]
 
             >>> import fastredis
             >>> from fastredis.server import RedisCluster as TestCluster
-            >>> cluster = TestCluster(3); rc = fastredis.RedisCluster(port=cluster.ports[0])
+            >>> rc = fastredis.RedisCluster("127.0.0.1", TestCluster.shared().ports[0])
             >>> rc.pipeline().batch("HSET", ["h1", "h2"], "field", [1.5, 2]).execute()
             [1, 1]
-            >>> rc.close(); cluster.stop()
+            >>> rc.close()
         """
         if not isinstance(command, (str, bytes)):
             raise TypeError("batch() takes the command name first, e.g. batch('SET', keys, values)")
@@ -464,12 +464,12 @@ class ClusterPipeline(_PARENT_PIPELINE):  # type: ignore[misc,valid-type]
             >>> import fastredis
             >>> from fastredis.scripts import LuaScript
             >>> from fastredis.server import RedisCluster as TestCluster
-            >>> cluster = TestCluster(3); rc = fastredis.RedisCluster(port=cluster.ports[0])
+            >>> rc = fastredis.RedisCluster("127.0.0.1", TestCluster.shared().ports[0])
             >>> s = LuaScript("return 1")
             >>> rc.pipeline().preload_scripts([s])
             >>> rc.script_exists(s.sha)
             [True]
-            >>> rc.close(); cluster.stop()
+            >>> rc.close()
         """
         scripts = list(scripts)
         if scripts:

@@ -276,10 +276,10 @@ class RedisCluster:
     Example::
 
         >>> from redis.cluster import RedisCluster as ClusterClient
-        >>> with RedisCluster(3, replicas=1) as cluster:
+        >>> with RedisCluster(1, replicas=1) as cluster:
         ...     rc = ClusterClient(host=cluster.host, port=cluster.ports[0])
         ...     rc.set("{user1}:a", 1), len(rc.get_replicas())
-        (True, 3)
+        (True, 1)
     """
 
     def __init__(
@@ -305,6 +305,12 @@ class RedisCluster:
                         "--cluster-enabled", "yes",
                         "--cluster-config-file", "nodes.conf",
                         "--cluster-node-timeout", str(int(node_timeout)),
+                        # Replicas sync at once (the default waits 5 s for more), and
+                        # show in CLUSTER SLOTS within a second: a replica is listed
+                        # once its offset is non-zero, which an idle master advances
+                        # only with its periodic PING (every 10 s by default).
+                        "--repl-diskless-sync-delay", "0",
+                        "--repl-ping-replica-period", "1",
                         *extra_args,
                         host=host,
                     )

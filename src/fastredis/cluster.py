@@ -353,6 +353,11 @@ class ClusterPipeline(_PARENT_PIPELINE):  # type: ignore[misc,valid-type]
         pipe.retry_writes = self.retry_writes
         return pipe
 
+    @property
+    def transaction(self) -> bool:
+        """Whether ``execute()`` runs MULTI/EXEC (``pipeline(transaction=True)``)."""
+        return self._tx
+
     # -- the stack ---------------------------------------------------------
     @property  # type: ignore[override]
     def command_stack(self) -> List[Any]:
@@ -815,11 +820,11 @@ class ClusterPipeline(_PARENT_PIPELINE):  # type: ignore[misc,valid-type]
         """Encode every group, take a connection per node, write all, read all.
         Errors are left on the groups (``error``, ``phase``); connections are
         released (dropped when their state is unknown)."""
-        decoding = self.encoder.decode_responses
         core = self.core
         for g in groups:
             g.redis_node = self.get_redis_connection(g.node)
             kw = g.redis_node.connection_pool.connection_kwargs
+            decoding = kw.get("decode_responses")
             buf = g.buf = core.CommandBuffer(kw.get("encoding", "utf-8"), kw.get("encoding_errors", "strict"))
             command = buf.command
             slow = False

@@ -63,7 +63,7 @@ from .exceptions import OutcomeUnknownError, ProtocolError
 from .pipeline import HOT_COMMANDS, _BatchArgs, _is_column
 from .retry_policy import is_idempotent, outcome_unknown
 
-__all__ = ["RedisCluster", "ClusterPipeline", "key_slot"]
+__all__ = ["RedisCluster", "ClusterPipeline", "key_slot", "cluster_class_for"]
 
 _PARENT_PIPELINE: Any = redis.cluster.ClusterPipeline
 _TransactionStrategy: Any = redis.cluster.TransactionStrategy
@@ -149,6 +149,8 @@ class RedisCluster(redis.cluster.RedisCluster):
 
     #: The class of the node clients (a :class:`fastredis.Redis` subclass).
     node_client_class: Any = Redis
+    #: The class of :meth:`pipeline`'s pipelines.
+    pipeline_class: Any = None  # ClusterPipeline, set below
 
     def __init__(self, *args: Any, retry_writes: bool = False, **kwargs: Any) -> None:
         if not isinstance(retry_writes, bool):
@@ -166,9 +168,9 @@ class RedisCluster(redis.cluster.RedisCluster):
         """
         if shard_hint:
             raise redis.cluster.RedisClusterException("shard_hint is deprecated in cluster mode")
-        pipe = ClusterPipeline(**_pipeline_kwargs(self, transaction))
+        pipe = self.pipeline_class(**_pipeline_kwargs(self, transaction))
         pipe.retry_writes = self.retry_writes
-        return pipe
+        return pipe  # type: ignore[no-any-return]
 
     def _execute_command(self, target_node: Any, *args: Any, **kwargs: Any) -> Any:
         """redis-py's per-node send (redirects, topology refresh) under the
@@ -436,6 +438,22 @@ class ClusterPipeline(_PARENT_PIPELINE):  # type: ignore[misc,valid-type]
         ((member, score),) = mapping.items()
         self._stack.append((("ZADD", name, score, member), _NO_OPTIONS))
         return self
+
+    def delete(self, *names: Any) -> Any:  # type: ignore[override]
+        """``DEL``: one key per call outside a transaction, as in redis-py."""
+        if self._tx:
+            return super().delete(*names)
+        if len(names) != 1:
+            raise redis.cluster.RedisClusterException("deleting multiple keys is not implemented in pipeline command")
+        return self.execute_command("DEL", names[0])
+
+    def unlink(self, *names: Any) -> Any:  # type: ignore[override]
+        """``UNLINK``: one key per call outside a transaction, as in redis-py."""
+        if self._tx:
+            return super().unlink(*names)
+        if len(names) != 1:
+            raise redis.cluster.RedisClusterException("unlinking multiple keys is not implemented in pipeline command")
+        return self.execute_command("UNLINK", names[0])
 
     def reset(self) -> None:
         """Empty the pipeline (and end a transaction's WATCH)."""
@@ -1047,6 +1065,32 @@ def _make_hot(method: str, command: str, params: str, sent: str, fallback: str) 
     func.__qualname__ = f"ClusterPipeline.{method}"
     func.__doc__ = getattr(getattr(_PARENT_PIPELINE, method, None), "__doc__", None)
     return func
+
+
+RedisCluster.pipeline_class = ClusterPipeline
+
+
+def cluster_class_for(core: Any) -> type:
+    """A :class:`RedisCluster` subclass running on ``core`` (``_resp_c`` or
+    ``_resp_py``), node clients and pipelines alike.
+
+    Used by the tests and benchmarks to run both twins in one process.
+
+    Example::
+
+        >>> from fastredis import _resp_py
+        >>> cluster_class_for(_resp_py).pipeline_class.core is _resp_py
+        True
+    """
+    from .client import client_class_for
+
+    if core is _resp:
+        return RedisCluster
+    suffix = core.__name__.rsplit(".", 1)[-1]
+    pipe = type(f"ClusterPipeline_{suffix}", (ClusterPipeline,), {"core": core})
+    return type(
+        f"RedisCluster_{suffix}", (RedisCluster,), {"node_client_class": client_class_for(core), "pipeline_class": pipe}
+    )
 
 
 # redis-py blocks some commands in cluster pipelines (MGET, PUBLISH, EVALSHA,

@@ -297,6 +297,13 @@ def test_moved_commands_resent_grouped_once_per_node(rc: RedisCluster, monkeypat
     moved = sum(rounds[1].values())
     assert len(rounds[1]) == 2 and moved == sum(rc.get_node_from_key(k).name != first.name for k in keys)
     assert rc.get_node_from_key(keys[0]).name == rc.nodes_manager.slots_cache[rc.keyslot(keys[0])][0].name
+    # batch() rows redirected the same way, interleaved with other commands.
+    manager.slots_cache = {s: [first] for s in range(16384)}
+    rounds.clear()
+    p = rc.pipeline(); p.reinitialize_steps = 0
+    p.incr(keys[0]).batch("GET", keys).batch("HSET", "{hb}", keys[:5], [1, 2, 3, 4, 5]).get(keys[1])
+    assert p.execute() == [3, b"3"] + [b"2"] * 899 + [1] * 5 + [b"2"]
+    assert len(rounds) == 2
 
 
 def test_ask_redirects_are_grouped_with_asking(rc: RedisCluster, cluster: ClusterHarness, monkeypatch: pytest.MonkeyPatch) -> None:

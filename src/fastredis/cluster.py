@@ -37,6 +37,7 @@ import socket
 import time
 from binascii import crc_hqx
 from itertools import repeat
+from operator import itemgetter
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 import redis
@@ -60,7 +61,7 @@ from ._redispy import NEVER_DECODE, OK_CALLBACKS
 from .client import Redis
 from .connection import FastParser, install_fast_parser, is_fast_connection
 from .exceptions import OutcomeUnknownError, ProtocolError
-from .pipeline import HOT_COMMANDS, _BatchArgs, _is_column
+from .pipeline import HOT_COMMANDS, _BatchArgs, _is_column, _plain_column
 from .retry_policy import is_idempotent, outcome_unknown
 
 __all__ = ["RedisCluster", "ClusterPipeline", "key_slot", "cluster_class_for"]
@@ -536,13 +537,13 @@ class ClusterPipeline(_PARENT_PIPELINE):  # type: ignore[misc,valid-type]
         strategy.command_queue = queue
         return strategy.execute(raise_on_error)  # type: ignore[no-any-return]
 
-    def _rows(self, stack: List[Any]) -> List[Tuple[Any, ...]]:
+    def _rows(self, stack: List[Any]) -> Any:
+        """The argument tuple of each command: a list, or rows built on
+        demand when ``batch()`` staged some (routing and encoding read the
+        batch columns directly)."""
         if not self._has_batch:
             return [e[0] for e in stack]
-        out = []
-        for i, (args, _) in enumerate(stack):
-            out.append(args.row(i - args.start) if isinstance(args, _BatchArgs) else args)
-        return out
+        return _LazyRows(stack)
 
     def _execute_fast(self, stack: List[Any], raise_on_error: bool) -> List[Any]:
         rows = self._rows(stack)
@@ -713,6 +714,7 @@ class ClusterPipeline(_PARENT_PIPELINE):  # type: ignore[misc,valid-type]
         table = self.cluster_response_callbacks
         check_callbacks = cluster_callbacks is not None
         spec_callbacks = check_callbacks and any(str(k).upper() in specs for k in table)
+        batch_keys: Dict[int, Any] = {}
         for i in pending:
             if asking and i in asking:
                 host, port = asking[i]
@@ -724,10 +726,21 @@ class ClusterPipeline(_PARENT_PIPELINE):  # type: ignore[misc,valid-type]
                     g = ask_groups[node.name] = _Group(node, True)
                 g.idxs.append(i)
                 continue
-            args = rows[i]
-            options = stack[i][1]
-            name = args[0]
-            spec = specs.get(name) if fast and not (options and "target_nodes" in options) else None
+            args, options = stack[i]
+            if type(args) is _BatchArgs:
+                key_of = batch_keys.get(id(args))
+                if key_of is None:
+                    key_of = batch_keys[id(args)] = _batch_key_column(args)
+                name = args.name
+                spec = specs.get(name) if fast and key_of is not _NO_KEY else None
+                if spec == _ONE_KEY:
+                    key = key_of[i - args.start] if type(key_of) is list else key_of
+                    args = (name, key)
+                else:
+                    args = rows[i]
+            else:
+                name = args[0]
+                spec = specs.get(name) if fast and not (options and "target_nodes" in options) else None
             if check_callbacks and (spec is None or spec_callbacks) and name in table:
                 cluster_callbacks.append(i)  # type: ignore[union-attr]
             if spec == _ONE_KEY and len(args) > 1:
@@ -850,9 +863,11 @@ class ClusterPipeline(_PARENT_PIPELINE):  # type: ignore[misc,valid-type]
                 for i in g.idxs:
                     command(("ASKING",))
                     command(rows[i])
-            else:
+            elif type(rows) is list:
                 for i in g.idxs:
                     command(rows[i])
+            else:
+                _encode_with_batches(buf, g.idxs, stack, rows)
             if decoding:
                 slow = any(stack[i][1] and NEVER_DECODE in stack[i][1] for i in g.idxs)
             g.slow = slow
@@ -1100,6 +1115,74 @@ for _method, _row in HOT_COMMANDS.items():
     if _method not in _BLOCKED:
         setattr(ClusterPipeline, _method, _make_hot(_method, *_row))
 del _method, _row
+
+
+class _LazyRows:
+    """``rows[i]``: command ``i``'s arguments, a batch row built when asked."""
+
+    __slots__ = ("stack",)
+
+    def __init__(self, stack: List[Any]) -> None:
+        self.stack = stack
+
+    def __getitem__(self, i: int) -> Tuple[Any, ...]:
+        args = self.stack[i][0]
+        return args.row(i - args.start) if type(args) is _BatchArgs else args  # type: ignore[no-any-return]
+
+    def __len__(self) -> int:
+        return len(self.stack)
+
+
+_NO_KEY: Any = object()
+
+
+def _batch_key_column(entry: _BatchArgs) -> Any:
+    """The keys of a batch's rows: a list (the first argument is a column),
+    one key (a scalar), or ``_NO_KEY``."""
+    if len(entry.args) < 2:
+        return _NO_KEY
+    if 1 in entry.cols:
+        return list(_plain_column(entry.args[1]))
+    return entry.args[1]
+
+
+def _batch_len(entry: _BatchArgs) -> int:
+    return len(entry.args[entry.cols[0]])
+
+
+def _encode_with_batches(buf: Any, idxs: List[int], stack: List[Any], rows: Any) -> None:
+    """Encode commands ``idxs`` (ascending) into ``buf``; each run of rows of
+    one ``batch()`` goes through the core's batch encoder with its columns
+    cut to those rows."""
+    command = buf.command
+    j = 0
+    n = len(idxs)
+    while j < n:
+        i = idxs[j]
+        entry = stack[i][0]
+        if type(entry) is not _BatchArgs:
+            command(entry)
+            j += 1
+            continue
+        start = entry.start
+        end = start + _batch_len(entry)
+        k = j + 1
+        while k < n and idxs[k] < end:
+            k += 1
+        positions = [idxs[t] - start for t in range(j, k)]
+        whole = len(positions) == end - start
+        args = []
+        for c, a in enumerate(entry.args):
+            if c and c in entry.cols and not whole:
+                if hasattr(a, "dtype"):
+                    a = a[positions]
+                elif len(positions) == 1:
+                    a = [a[positions[0]]]
+                else:
+                    a = list(itemgetter(*positions)(a))
+            args.append(a)
+        buf.batch(args)
+        j = k
 
 
 _CommandPolicies: Any = redis.cluster.CommandPolicies

@@ -57,7 +57,7 @@ def run_bench(args: argparse.Namespace) -> int:
                 step += 1
                 t0 = time.perf_counter()
                 _progress(f"[{step}/{total}] {case.name} :: {name} ...")
-                res.ops_per_s[name] = _bench.time_case(case, cls, port, rounds)
+                res.ops_per_s[name] = _bench.time_case(case, cls, port or 0, rounds)
                 _progress(f"          {res.ops_per_s[name]:,.0f} ops/s ({time.perf_counter() - t0:.1f}s)")
             results.append(res)
         ceiling = None

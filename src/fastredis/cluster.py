@@ -209,7 +209,7 @@ def _pipeline_kwargs(client: Any, transaction: Any) -> Dict[str, Any]:
     )
 
 
-def _adopt_node_clients(manager: Any, node_class: type, retry_writes: bool) -> None:
+def _adopt_node_clients(manager: Any, node_class: Any, retry_writes: bool) -> None:
     """Make every node client of ``manager`` (now and after each topology
     refresh) a ``node_class`` sharing the pool redis-py built, with the fast
     parser installed on that pool."""
@@ -302,7 +302,8 @@ class ClusterPipeline(_PARENT_PIPELINE):  # type: ignore[misc,valid-type]
         super().__init__(*args, **kwargs)
         #: Scripts (``sha``, ``script``) to preload before a transaction runs.
         self.scripts: Set[Any] = set()
-        if isinstance(self._execution_strategy, _TransactionStrategy):
+        strategy: Any = getattr(self, "_execution_strategy")  # set by redis-py's __init__
+        if isinstance(strategy, _TransactionStrategy):
             self._tx = True
             self._execution_strategy = _PolicyTransactionStrategy(self)
 
@@ -564,8 +565,11 @@ class ClusterPipeline(_PARENT_PIPELINE):  # type: ignore[misc,valid-type]
         while pending:
             rounds += 1
             if rounds > self.RedisClusterRequestTTL:
+                # Still redirected or refused: the last refusal (e.g. CLUSTERDOWN) stays in place.
                 for i in pending:
-                    results[i] = ClusterError("TTL exhausted.")
+                    if results[i] is _PENDING:
+                        results[i] = ClusterError("TTL exhausted.")
+                has_errors = True
                 break
             groups = self._route(rows, stack, pending, asking, cluster_callbacks if first else None)
             if groups is None:  # HIMPORT: redis-py's path for the whole pipeline
@@ -595,6 +599,7 @@ class ClusterPipeline(_PARENT_PIPELINE):  # type: ignore[misc,valid-type]
                 for i, r in zip(idxs, out):
                     if isinstance(r, Exception):
                         if isinstance(r, _REFUSED):
+                            results[i] = r  # until a later round replaces it
                             retry_next.append(i)
                             if isinstance(r, MovedError):
                                 moved.setdefault(r.slot_id, r)
@@ -647,7 +652,7 @@ class ClusterPipeline(_PARENT_PIPELINE):  # type: ignore[misc,valid-type]
                 except (RedisError, redis.cluster.RedisClusterException, OSError):
                     pass  # no node answered: the next round fails to connect and counts
             elif moved:
-                self.reinitialize_counter += 1
+                self.reinitialize_counter: int = self.reinitialize_counter + 1
                 if self._should_reinitialized():
                     first_moved = next(iter(moved.values()))
                     manager.initialize(additional_startup_nodes_info=[(first_moved.host, first_moved.port)])
@@ -976,9 +981,10 @@ class ClusterPipeline(_PARENT_PIPELINE):  # type: ignore[misc,valid-type]
             events = poller.poll(wait_ms)
             now = time.monotonic()
             for fd, _ in events:
-                g = by_fd.get(fd)
-                if g is None:
+                polled_group = by_fd.get(fd)
+                if polled_group is None:
                     continue
+                g = polled_group
                 conn = g.conn
                 parser = conn._parser
                 try:

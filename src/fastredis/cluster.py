@@ -56,7 +56,7 @@ from redis.exceptions import (
     TryAgainError,
 )
 
-from . import _pipeline, _redispy, _resp
+from . import _cluster, _pipeline, _redispy, _resp
 from ._redispy import NEVER_DECODE, OK_CALLBACKS
 from .client import Redis
 from .connection import FastParser, install_fast_parser, is_fast_connection
@@ -538,13 +538,10 @@ class ClusterPipeline(_PARENT_PIPELINE):  # type: ignore[misc,valid-type]
         strategy.command_queue = queue
         return strategy.execute(raise_on_error)  # type: ignore[no-any-return]
 
-    def _rows(self, stack: List[Any]) -> Any:
-        """The argument tuple of each command: a list, or rows built on
-        demand when ``batch()`` staged some (routing and encoding read the
-        batch columns directly)."""
-        if not self._has_batch:
-            return [e[0] for e in stack]
-        return _LazyRows(stack)
+    def _rows(self, stack: List[Any]) -> "_LazyRows":
+        """The argument tuple of each command, batch rows built on demand
+        (routing and encoding read the batch columns directly)."""
+        return _LazyRows(stack, self._has_batch)
 
     def _execute_fast(self, stack: List[Any], raise_on_error: bool) -> List[Any]:
         rows = self._rows(stack)
@@ -592,8 +589,7 @@ class ClusterPipeline(_PARENT_PIPELINE):  # type: ignore[misc,valid-type]
                     # Every other reply is ASKING's +OK; a lost reply cuts the pair.
                     out = out[1::2]
                 if not g.errors and g.error is None and len(out) == len(idxs):
-                    for i, r in zip(idxs, out):
-                        results[i] = r
+                    _cluster.scatter(results, idxs, out)
                     continue
                 lost_from = min(len(out), len(idxs))
                 for i, r in zip(idxs, out):
@@ -669,7 +665,7 @@ class ClusterPipeline(_PARENT_PIPELINE):  # type: ignore[misc,valid-type]
     def _finish(
         self,
         stack: List[Any],
-        rows: List[Any],
+        rows: Any,
         results: List[Any],
         has_errors: bool,
         unknown: List[int],
@@ -699,94 +695,91 @@ class ClusterPipeline(_PARENT_PIPELINE):  # type: ignore[misc,valid-type]
     # -- routing ---------------------------------------------------------------
     def _route(
         self,
-        rows: List[Any],
+        rows: Any,
         stack: List[Any],
         pending: List[int],
         asking: Dict[int, Tuple[str, int]],
         cluster_callbacks: Optional[List[int]],
     ) -> Optional[List[_Group]]:
         """Group ``pending`` commands per node, in stack order within a node;
-        ASK-redirected ones in groups of their own (ASKING before each)."""
+        ASK-redirected ones in groups of their own (ASKING before each).
+
+        The core (``_cluster.route``) places the commands it can (a name in
+        ``_KEY_SPECS``, no options, str/bytes keys): it asks for one group
+        per slot. Every other command (batch rows, options, other key types,
+        commands off the table) comes back here, to the same rules redis-py's
+        pipeline routes by. None: a command only redis-py's path handles."""
         manager = self.nodes_manager
         slots = manager.slots_cache
         encoder = self.encoder
         enc, errs = encoder.encoding, encoder.encoding_errors
-        by_name: Dict[str, _Group] = {}
-        by_slot: Dict[int, _Group] = {}
-        ask_groups: Dict[str, _Group] = {}
+        groups: List[_Group] = []
+        idx_lists: List[List[int]] = []
+        by_name: Dict[str, int] = {}
+        ask_by_name: Dict[str, int] = {}
         fast = not (self.read_from_replicas or self.load_balancing_strategy)
-        specs = _KEY_SPECS
         table = self.cluster_response_callbacks
         check_callbacks = cluster_callbacks is not None
-        spec_callbacks = check_callbacks and any(str(k).upper() in specs for k in table)
+        spec_callbacks = check_callbacks and any(str(k).upper() in _KEY_SPECS for k in table)
         batch_keys: Dict[int, Any] = {}
-        for i in pending:
+
+        def group_of(node: Any, ask: bool = False) -> int:
+            index = ask_by_name if ask else by_name
+            gid = index.get(node.name)
+            if gid is None:
+                g = _Group(node, ask)
+                gid = index[node.name] = len(groups)
+                groups.append(g)
+                idx_lists.append(g.idxs)
+            return gid
+
+        def slot_group(slot: int) -> int:
+            nodes = slots.get(slot)
+            # No owner known: redis-py's lookup raises SlotNotCoveredError.
+            return group_of(nodes[0] if nodes else manager.get_node_from_slot(slot))
+
+        def command_group(i: int) -> int:
             if asking and i in asking:
                 host, port = asking[i]
                 node = manager.get_node(host=host, port=port)
                 if node is None:
                     node = redis.cluster.ClusterNode(host, port, redis.cluster.PRIMARY)
-                g = ask_groups.get(node.name)
-                if g is None:
-                    g = ask_groups[node.name] = _Group(node, True)
-                g.idxs.append(i)
-                continue
+                return group_of(node, True)
             args, options = stack[i]
             if type(args) is _BatchArgs:
                 key_of = batch_keys.get(id(args))
                 if key_of is None:
                     key_of = batch_keys[id(args)] = _batch_key_column(args)
                 name = args.name
-                spec = specs.get(name) if fast and key_of is not _NO_KEY else None
+                spec = _KEY_SPECS.get(name) if fast and key_of is not _NO_KEY else None
                 if spec == _ONE_KEY:
-                    key = key_of[i - args.start] if type(key_of) is list else key_of
-                    args = (name, key)
+                    args = (name, key_of[i - args.start] if type(key_of) is list else key_of)
                 else:
                     args = rows[i]
             else:
                 name = args[0]
-                spec = specs.get(name) if fast and not (options and "target_nodes" in options) else None
+                spec = _KEY_SPECS.get(name) if fast and not (options and "target_nodes" in options) else None
             if check_callbacks and (spec is None or spec_callbacks) and name in table:
                 cluster_callbacks.append(i)  # type: ignore[union-attr]
+            slot = -1
             if spec == _ONE_KEY and len(args) > 1:
-                key = args[1]
-                t = type(key)
-                if t is str:
-                    raw = key.encode(enc, errs)
-                elif t is bytes:
-                    raw = key
-                else:
-                    raw = encoder.encode(key)
-                s = raw.find(b"{")
-                if s >= 0:
-                    e = raw.find(b"}", s + 1)
-                    if e > s + 1:
-                        raw = raw[s + 1:e]
-                slot = crc_hqx(raw, 0) & 16383
+                slot = key_slot(args[1], enc, errs)
             elif spec is not None:
                 slot = self._multi_key_slot(args, spec)
-            else:
-                slot = -1
             if slot >= 0:
-                g = by_slot.get(slot)
-                if g is None:
-                    nodes = slots.get(slot)
-                    # No owner known: redis-py's lookup raises SlotNotCoveredError.
-                    node = nodes[0] if nodes else manager.get_node_from_slot(slot)
-                    g = by_name.get(node.name)
-                    if g is None:
-                        g = by_name[node.name] = _Group(node)
-                    by_slot[slot] = g
-                g.idxs.append(i)
-                continue
+                return slot_group(slot)
             node = self._route_slow(args, options)
-            if node is None:
-                return None
-            g = by_name.get(node.name)
-            if g is None:
-                g = by_name[node.name] = _Group(node)
-            g.idxs.append(i)
-        return [*by_name.values(), *ask_groups.values()]
+            return -1 if node is None else group_of(node)
+
+        specs = _KEY_SPECS if fast and not spec_callbacks else {}
+        if asking:
+            for i in pending:
+                if i in asking:
+                    idx_lists[command_group(i)].append(i)
+            pending = [i for i in pending if i not in asking]
+        if not _cluster.route(stack, pending, specs, enc, errs, slot_group, command_group, idx_lists):
+            return None
+        return groups
 
     def _multi_key_slot(self, args: Sequence[Any], spec: int) -> int:
         """The one slot of a multi-key command, or -1 for redis-py's routing
@@ -852,7 +845,7 @@ class ClusterPipeline(_PARENT_PIPELINE):  # type: ignore[misc,valid-type]
         return target_nodes[0]
 
     # -- I/O -----------------------------------------------------------------
-    def _send_and_read(self, groups: List[_Group], rows: List[Any], stack: List[Any]) -> None:
+    def _send_and_read(self, groups: List[_Group], rows: Any, stack: List[Any]) -> None:
         """Encode every group, take a connection per node, write all, read all.
         Errors are left on the groups (``error``, ``phase``); connections are
         released (dropped when their state is unknown)."""
@@ -868,9 +861,8 @@ class ClusterPipeline(_PARENT_PIPELINE):  # type: ignore[misc,valid-type]
                 for i in g.idxs:
                     command(("ASKING",))
                     command(rows[i])
-            elif type(rows) is list:
-                for i in g.idxs:
-                    command(rows[i])
+            elif not rows.has_batch:
+                _cluster.encode_commands(command, stack, g.idxs)
             else:
                 _encode_with_batches(buf, g.idxs, stack, rows)
             if decoding:
@@ -913,7 +905,7 @@ class ClusterPipeline(_PARENT_PIPELINE):  # type: ignore[misc,valid-type]
                 g.redis_node.connection_pool.release(conn)
                 g.conn = None
 
-    def _read_all(self, groups: List[_Group], rows: List[Any], stack: List[Any]) -> None:
+    def _read_all(self, groups: List[_Group], rows: Any, stack: List[Any]) -> None:
         """Read every group's replies: pollable connections as their data
         arrives, the others (TLS, connections fastredis does not drive,
         NEVER_DECODE) reply by reply through redis-py afterwards."""
@@ -1007,7 +999,7 @@ class ClusterPipeline(_PARENT_PIPELINE):  # type: ignore[misc,valid-type]
                     poller.unregister(fd)
                     del by_fd[fd]
 
-    def _read_slow(self, g: _Group, rows: List[Any], stack: List[Any]) -> None:
+    def _read_slow(self, g: _Group, rows: Any, stack: List[Any]) -> None:
         """Reply by reply through ``conn.read_response`` (redis-py's parser or
         ours), honouring NEVER_DECODE."""
         conn = g.conn
@@ -1126,10 +1118,11 @@ del _method, _row
 class _LazyRows:
     """``rows[i]``: command ``i``'s arguments, a batch row built when asked."""
 
-    __slots__ = ("stack",)
+    __slots__ = ("stack", "has_batch")
 
-    def __init__(self, stack: List[Any]) -> None:
+    def __init__(self, stack: List[Any], has_batch: bool) -> None:
         self.stack = stack
+        self.has_batch = has_batch  # some entries are batch() rows
 
     def __getitem__(self, i: int) -> Tuple[Any, ...]:
         args = self.stack[i][0]

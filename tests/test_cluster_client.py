@@ -430,3 +430,14 @@ def test_single_write_on_a_stalled_node_is_not_resent(cluster: ClusterHarness) -
         assert tinfo.value.commands == [("INCRBY", "{once}t", 1)] * 2
         time.sleep(0.2)
         assert c.get("{once}t") == b"2"
+
+
+def test_single_commands_follow_moved_with_a_stale_slot_map(rc: RedisCluster) -> None:
+    keys = _keys(60, "sm")
+    rc.pipeline().batch("SET", keys, 5).execute()
+    first = rc.get_primaries()[0]
+    rc.nodes_manager.slots_cache = {s: [first] for s in range(16384)}
+    rc.reinitialize_steps = 0
+    assert [rc.incr(k) for k in keys] == [6] * 60  # MOVED followed, each applied once
+    assert [rc.get(k) for k in keys] == [b"6"] * 60
+    assert rc.get_node_from_key(keys[-1]).name == rc.nodes_manager.slots_cache[rc.keyslot(keys[-1])][0].name

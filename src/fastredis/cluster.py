@@ -173,6 +173,33 @@ class RedisCluster(redis.cluster.RedisCluster):
         pipe.retry_writes = self.retry_writes
         return pipe  # type: ignore[no-any-return]
 
+    def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        """As redis-py's, with a shortcut for one-key commands (the fast
+        table, str/bytes key, no ``target_nodes``): the slot's primary is
+        looked up directly instead of through redis-py's per-command policy
+        and key resolution. Redirects, refreshes and errors stay redis-py's;
+        a failure that redis-py would retry takes redis-py's full path."""
+        if (
+            len(args) > 1
+            and _KEY_SPECS.get(args[0]) == _ONE_KEY
+            and "target_nodes" not in kwargs
+            and not (self.read_from_replicas or self.load_balancing_strategy)
+            and _redispy.CLUSTER_FAST_PATH
+        ):
+            enc = self.encoder
+            slot = _cluster.slot_of(args[1], enc.encoding, enc.encoding_errors)
+            nodes = self.nodes_manager.slots_cache.get(slot) if slot >= 0 else None
+            if nodes and args[0] not in self.result_callbacks:
+                try:
+                    return self._execute_command(nodes[0], *args, **kwargs)
+                except OutcomeUnknownError:
+                    raise
+                except Exception as e:
+                    if type(e) not in self.ERRORS_ALLOW_RETRY or self.retry.get_retries() <= 0:
+                        raise
+                    # redis-py's loop retries these after its topology refresh.
+        return super().execute_command(*args, **kwargs)
+
     def _execute_command(self, target_node: Any, *args: Any, **kwargs: Any) -> Any:
         """redis-py's per-node send (redirects, topology refresh) under the
         write-retry policy: a connection error after the command may have been

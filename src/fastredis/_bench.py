@@ -269,6 +269,7 @@ CLUSTER_CASES: List[Case] = [
     Case("cluster pipeline 50k GET", 50_000, _pipeline_get(50_000), "≥ 4×", cluster=True),
     Case("cluster pipeline 50k mixed (SET/INCR/HSET/GET)", 50_000, _cluster_pipeline_mixed(50_000), "≥ 3×", cluster=True),
     Case("cluster batch() 50k SET", 50_000, _batch_set(50_000), "", cluster=True),
+    Case("cluster single-command GET loop 2k", 2_000, _single_get(2_000), "", cluster=True),
 ]
 
 

@@ -127,3 +127,18 @@ def test_encode_and_scatter(core: Any) -> None:
     results = [None] * 3
     core.scatter(results, [2, 0], ["b", "a"])
     assert results == ["a", None, "b"]
+
+
+def test_route_batch_rows_by_precomputed_slots(core: Any) -> None:
+    batch = object()  # stands for a batch() stack entry: rows 1..3
+    stack = [(("GET", "a"), ()), (batch, ()), (batch, ()), (batch, ()), (("PING",), ())]
+    slots = core.slots_of(["x", b"y", 7])
+    assert slots[:2] == [redis_key_slot(b"x"), redis_key_slot(b"y")] and slots[2] == -1
+    groups: List[List[int]] = [[], [], []]
+    ok = core.route(stack, [0, 1, 2, 3, 4], SPECS, "utf-8", "strict",
+                    lambda s: 0 if s < 8192 else 1, lambda i: 2, groups, {batch: (1, slots)})
+    assert ok and sorted(groups[0] + groups[1]) == [0, 1, 2] and groups[2] == [3, 4]
+    with pytest.raises(IndexError):  # a row before its batch: refused, not read out of bounds
+        core.route(stack, [1], SPECS, "utf-8", "strict", lambda s: 0, lambda i: 2, groups, {batch: (2, slots)})
+    with pytest.raises(IndexError):
+        core.route(stack, [3], SPECS, "utf-8", "strict", lambda s: 0, lambda i: 2, groups, {batch: (1, [0])})

@@ -16,12 +16,12 @@ import os
 COMPILED = False
 if not os.environ.get("FASTREDIS_NO_EXTENSIONS"):
     try:
-        from ._cluster_c import encode_commands, route, scatter, slot_of  # noqa: F401
+        from ._cluster_c import encode_commands, route, scatter, slot_of, slots_of  # noqa: F401
 
         COMPILED = True
     except ImportError:
         pass
 if not COMPILED:
-    from ._cluster_py import encode_commands, route, scatter, slot_of  # type: ignore[assignment]  # noqa: F401
+    from ._cluster_py import encode_commands, route, scatter, slot_of, slots_of  # type: ignore[assignment]  # noqa: F401
 
-__all__ = ["COMPILED", "route", "slot_of", "encode_commands", "scatter"]
+__all__ = ["COMPILED", "route", "slot_of", "slots_of", "encode_commands", "scatter"]

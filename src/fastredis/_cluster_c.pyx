@@ -25,7 +25,7 @@ cdef extern from "Python.h":
     const char* PyUnicode_AsUTF8AndSize(object s, Py_ssize_t* size) except NULL
     PyObject* PyDict_GetItemWithError(object d, object k) except? NULL
 
-__all__ = ["route", "slot_of", "encode_commands", "scatter"]
+__all__ = ["route", "slot_of", "slots_of", "encode_commands", "scatter"]
 
 cdef enum:
     ONE_KEY = 1
@@ -123,12 +123,25 @@ def slot_of(key, str encoding="utf-8", str errors="strict"):
     return _key_slot(key, encoding in ("utf-8", "utf8", "UTF-8") and errors == "strict", encoding, errors)
 
 
-def route(list stack, list pending, dict specs, str encoding, str errors, slot_group, command_group, list groups):
+def slots_of(list keys, str encoding="utf-8", str errors="strict"):
+    """``slot_of`` of every key of a list (-1 where the key is not str/bytes)."""
+    cdef bint utf8 = encoding in ("utf-8", "utf8", "UTF-8") and errors == "strict"
+    cdef Py_ssize_t k, n = PyList_GET_SIZE(keys)
+    cdef list out = [None] * n
+    for k in range(n):
+        out[k] = _key_slot(<object>PyList_GET_ITEM(keys, k), utf8, encoding, errors)
+    return out
+
+
+def route(list stack, list pending, dict specs, str encoding, str errors, slot_group, command_group, list groups,
+          dict batches=None):
     """Append each pending command index to its group (see ``_cluster_py``);
-    False as soon as ``command_group`` returns -1 (nothing more is routed)."""
+    False as soon as ``command_group`` returns -1 (nothing more is routed).
+    ``batches`` maps a ``batch()`` stack entry to ``(start, slots)``."""
     cdef int memo[SLOTS]
     cdef Py_ssize_t k, n = PyList_GET_SIZE(pending), i
-    cdef object i_obj, entry, args, options, found
+    cdef object i_obj, entry, args, options, found, batch
+    cdef Py_ssize_t row
     cdef int slot
     cdef long gid
     cdef PyObject* hit
@@ -144,10 +157,21 @@ def route(list stack, list pending, dict specs, str encoding, str errors, slot_g
         args = entry[0]
         options = entry[1]
         slot = -1
-        if type(args) is tuple and PyTuple_GET_SIZE(args) >= 2 and not options:
-            hit = PyDict_GetItemWithError(specs, <object>PyTuple_GET_ITEM(args, 0))
+        if type(args) is tuple:
+            if PyTuple_GET_SIZE(args) >= 2 and not options:
+                hit = PyDict_GetItemWithError(specs, <object>PyTuple_GET_ITEM(args, 0))
+                if hit is not NULL:
+                    slot = _command_slot(<tuple>args, <long><object>hit, utf8, encoding, errors)
+        elif batches:
+            hit = PyDict_GetItemWithError(batches, args)
             if hit is not NULL:
-                slot = _command_slot(<tuple>args, <long><object>hit, utf8, encoding, errors)
+                batch = <object>hit
+                row = i - <Py_ssize_t>batch[0]
+                if row < 0:
+                    raise IndexError(f"command {i} is before its batch")
+                slot = batch[1][row]
+                if slot >= SLOTS:
+                    raise ValueError(f"slot {slot} out of range")
         if slot >= 0:
             gid = memo[slot]
             if gid < 0:

@@ -23,9 +23,9 @@ Example::
 from __future__ import annotations
 
 from binascii import crc_hqx
-from typing import Any, Callable, Dict, List, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
-__all__ = ["route", "slot_of", "encode_commands", "scatter"]
+__all__ = ["route", "slot_of", "slots_of", "encode_commands", "scatter"]
 
 ONE_KEY = 1
 ALL_KEYS = 2
@@ -47,6 +47,11 @@ def slot_of(key: Any, encoding: str = "utf-8", errors: str = "strict") -> int:
         if e > s + 1:
             raw = raw[s + 1:e]
     return crc_hqx(raw, 0) & 16383
+
+
+def slots_of(keys: List[Any], encoding: str = "utf-8", errors: str = "strict") -> List[int]:
+    """``slot_of`` of every key of a list (-1 where the key is not str/bytes)."""
+    return [slot_of(k, encoding, errors) for k in keys]
 
 
 def _same_slot(keys: Sequence[Any], encoding: str, errors: str) -> int:
@@ -87,18 +92,27 @@ def route(
     slot_group: Callable[[int], int],
     command_group: Callable[[int], int],
     groups: List[List[int]],
+    batches: Optional[Dict[Any, Any]] = None,
 ) -> bool:
     """Append each pending command index to its group (see the module
     docstring); False as soon as ``command_group`` returns -1 (nothing more
-    is routed)."""
+    is routed). ``batches`` maps a ``batch()`` stack entry to ``(start,
+    slots)``: the slot of each of its rows (-1: ask ``command_group``)."""
     memo: Dict[int, int] = {}
     for i in pending:
         args, options = stack[i]
         slot = -1
-        if type(args) is tuple and len(args) >= 2 and not options:
-            spec = specs.get(args[0])
-            if spec is not None:
-                slot = _command_slot(args, spec, encoding, errors)
+        if type(args) is tuple:
+            if len(args) >= 2 and not options:
+                spec = specs.get(args[0])
+                if spec is not None:
+                    slot = _command_slot(args, spec, encoding, errors)
+        elif batches:
+            hit = batches.get(args)
+            if hit is not None:
+                if i < hit[0]:
+                    raise IndexError(f"command {i} is before its batch")
+                slot = hit[1][i - hit[0]]
         if slot >= 0:
             gid = memo.get(slot)
             if gid is None:

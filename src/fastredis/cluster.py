@@ -36,6 +36,7 @@ import select
 import socket
 import time
 from binascii import crc_hqx
+from bisect import bisect_left
 from itertools import repeat
 from operator import itemgetter
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Set, Tuple
@@ -326,6 +327,8 @@ class ClusterPipeline(_PARENT_PIPELINE):  # type: ignore[misc,valid-type]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._stack: List[Any] = []
+        self._batches: List[_BatchArgs] = []
+        self._batch_slots: Optional[Dict[Any, Any]] = None
         super().__init__(*args, **kwargs)
         #: Scripts (``sha``, ``script``) to preload before a transaction runs.
         self.scripts: Set[Any] = set()
@@ -459,6 +462,7 @@ class ClusterPipeline(_PARENT_PIPELINE):  # type: ignore[misc,valid-type]
             entry = _BatchArgs(name, args, cols, len(stack))
             stack.extend(repeat((entry, _NO_OPTIONS), n))
             self._has_batch = True
+            self._batches.append(entry)
         return self
 
     def zadd(self, name: Any, mapping: Any, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
@@ -488,6 +492,8 @@ class ClusterPipeline(_PARENT_PIPELINE):  # type: ignore[misc,valid-type]
         """Empty the pipeline (and end a transaction's WATCH)."""
         self._stack = []
         self._has_batch = False
+        self._batches = []
+        self._batch_slots = None
         scripts = getattr(self, "scripts", None)
         if scripts:
             scripts.clear()
@@ -760,10 +766,17 @@ class ClusterPipeline(_PARENT_PIPELINE):  # type: ignore[misc,valid-type]
                 idx_lists.append(g.idxs)
             return gid
 
+        by_node: Dict[int, int] = {}
+
         def slot_group(slot: int) -> int:
             nodes = slots.get(slot)
+            if nodes:
+                gid = by_node.get(id(nodes[0]))
+                if gid is None:
+                    gid = by_node[id(nodes[0])] = group_of(nodes[0])
+                return gid
             # No owner known: redis-py's lookup raises SlotNotCoveredError.
-            return group_of(nodes[0] if nodes else manager.get_node_from_slot(slot))
+            return group_of(manager.get_node_from_slot(slot))
 
         def command_group(i: int) -> int:
             if asking and i in asking:
@@ -799,14 +812,36 @@ class ClusterPipeline(_PARENT_PIPELINE):  # type: ignore[misc,valid-type]
             return -1 if node is None else group_of(node)
 
         specs = _KEY_SPECS if fast and not spec_callbacks else {}
+        batches = None
+        if specs and self._batches:
+            batches = self._batch_slots
+            if batches is None:
+                batches = self._batch_slots = self._slots_of_batches(enc, errs)
         if asking:
             for i in pending:
                 if i in asking:
                     idx_lists[command_group(i)].append(i)
             pending = [i for i in pending if i not in asking]
-        if not _cluster.route(stack, pending, specs, enc, errs, slot_group, command_group, idx_lists):
+        if not _cluster.route(stack, pending, specs, enc, errs, slot_group, command_group, idx_lists, batches):
             return None
         return groups
+
+    def _slots_of_batches(self, enc: str, errs: str) -> Dict[Any, Any]:
+        """For each one-key ``batch()``: ``entry -> (start, slot of each row)``."""
+        out: Dict[Any, Any] = {}
+        for entry in self._batches:
+            if _KEY_SPECS.get(entry.name) != _ONE_KEY:
+                continue
+            keys = _batch_key_column(entry, plain=False)  # rows with other key types: routed in Python
+            if keys is _NO_KEY:
+                continue
+            if type(keys) is list:
+                out[entry] = (entry.start, _cluster.slots_of(keys, enc, errs))
+            else:
+                slot = _cluster.slot_of(keys, enc, errs)
+                if slot >= 0:
+                    out[entry] = (entry.start, [slot] * _batch_len(entry))
+        return out
 
     def _multi_key_slot(self, args: Sequence[Any], spec: int) -> int:
         """The one slot of a multi-key command, or -1 for redis-py's routing
@@ -1162,13 +1197,18 @@ class _LazyRows:
 _NO_KEY: Any = object()
 
 
-def _batch_key_column(entry: _BatchArgs) -> Any:
+def _batch_key_column(entry: _BatchArgs, plain: bool = True) -> Any:
     """The keys of a batch's rows: a list (the first argument is a column),
-    one key (a scalar), or ``_NO_KEY``."""
+    one key (a scalar), or ``_NO_KEY``. ``plain``: numpy values as Python
+    values (else only arrays are converted, and numpy scalars in a list stay)."""
     if len(entry.args) < 2:
         return _NO_KEY
     if 1 in entry.cols:
-        return list(_plain_column(entry.args[1]))
+        column = entry.args[1]
+        if plain:
+            return list(_plain_column(column))
+        tolist = getattr(column, "tolist", None)
+        return list(tolist()) if callable(tolist) else column
     return entry.args[1]
 
 
@@ -1192,11 +1232,10 @@ def _encode_with_batches(buf: Any, idxs: List[int], stack: List[Any], rows: Any)
             continue
         start = entry.start
         end = start + _batch_len(entry)
-        k = j + 1
-        while k < n and idxs[k] < end:
-            k += 1
-        positions = [idxs[t] - start for t in range(j, k)]
-        whole = len(positions) == end - start
+        k = bisect_left(idxs, end, j + 1)
+        run = idxs[j:k]
+        whole = len(run) == end - start
+        positions = run if start == 0 else [x - start for x in run]
         args = []
         for c, a in enumerate(entry.args):
             if c and c in entry.cols and not whole:
@@ -1205,7 +1244,7 @@ def _encode_with_batches(buf: Any, idxs: List[int], stack: List[Any], rows: Any)
                 elif len(positions) == 1:
                     a = [a[positions[0]]]
                 else:
-                    a = list(itemgetter(*positions)(a))
+                    a = itemgetter(*positions)(a)
             args.append(a)
         buf.batch(args)
         j = k

@@ -441,3 +441,27 @@ def test_single_commands_follow_moved_with_a_stale_slot_map(rc: RedisCluster) ->
     assert [rc.incr(k) for k in keys] == [6] * 60  # MOVED followed, each applied once
     assert [rc.get(k) for k in keys] == [b"6"] * 60
     assert rc.get_node_from_key(keys[-1]).name == rc.nodes_manager.slots_cache[rc.keyslot(keys[-1])][0].name
+
+
+def test_replies_are_read_as_they_arrive(cluster: ClusterHarness, rc: RedisCluster, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stalled node does not hold up reading the others: their groups
+    finish while it is still stopped."""
+    keys = _keys(300, "arr")
+    slow = rc.get_node_from_key(keys[0])
+    rc.pipeline().batch("SET", keys, 1).execute()  # pooled connections everywhere
+    finished: List[Any] = []
+    original = ClusterPipeline._done
+
+    def spy(self: Any, g: Any) -> None:
+        finished.append((g.node.name, time.monotonic()))
+        original(self, g)
+
+    monkeypatch.setattr(ClusterPipeline, "_done", spy)
+    resumer = _paused(cluster, slow.port, 0.5)
+    resumed_at = time.monotonic() + 0.5
+    try:
+        assert rc.pipeline().batch("GET", keys).execute() == [b"1"] * 300
+    finally:
+        resumer.join()
+    assert [name for name, _ in finished][-1] == slow.name and len(finished) == 3
+    assert all(t < resumed_at - 0.1 for name, t in finished if name != slow.name)

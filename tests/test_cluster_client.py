@@ -465,3 +465,20 @@ def test_replies_are_read_as_they_arrive(cluster: ClusterHarness, rc: RedisClust
         resumer.join()
     assert [name for name, _ in finished][-1] == slow.name and len(finished) == 3
     assert all(t < resumed_at - 0.1 for name, t in finished if name != slow.name)
+
+
+def test_exhausted_pool_raises_before_anything_is_sent(cluster: ClusterHarness) -> None:
+    with RedisCluster(host=cluster.host, port=cluster.ports[0], max_connections=1) as c:
+        c.set("{m}n", 0)
+        keys = ["{m}n"] + [k for k in _keys(50, "mx") if c.get_node_from_key(k).name != c.get_node_from_key("{m}n").name]
+        watcher = c.pipeline(transaction=True)
+        watcher.watch("{m}n")  # holds the only connection to that node
+        try:
+            p = c.pipeline()
+            for k in keys:
+                p.incr(k)
+            with pytest.raises(redis.exceptions.MaxConnectionsError):
+                p.execute()
+        finally:
+            watcher.reset()
+        assert c.get("{m}n") == b"0" and all(c.get(k) is None for k in keys[1:])  # nothing was sent

@@ -49,6 +49,7 @@ from redis.exceptions import (
     ClusterDownError,
     ClusterError,
     ConnectionError,
+    MaxConnectionsError,
     MovedError,
     RedisError,
     ResponseError,
@@ -932,6 +933,7 @@ class ClusterPipeline(_PARENT_PIPELINE):  # type: ignore[misc,valid-type]
             g.slow = slow
             g.wire = len(g.idxs) * (2 if g.asking else 1)
         try:
+            # Every connection first: an exhausted pool raises before anything is sent.
             for g in groups:
                 g.phase = "connect"
                 try:
@@ -943,13 +945,18 @@ class ClusterPipeline(_PARENT_PIPELINE):  # type: ignore[misc,valid-type]
                             conn.check_health()
                     else:
                         g.slow = True
+                except MaxConnectionsError:
+                    raise  # client-side exhaustion, not a node failure (as redis-py)
                 except _CONNECTION_ERRORS as e:
                     g.error = _as_redis_error(e)
+            # Then every write, before any read.
+            for g in groups:
+                if g.error is not None:
                     continue
                 g.phase = "write"
                 g.dirty = True
                 try:
-                    conn.send_packed_command([g.buf.take()], check_health=False)
+                    g.conn.send_packed_command([g.buf.take()], check_health=False)
                 except _CONNECTION_ERRORS as e:
                     g.error = _as_redis_error(e)
                     continue

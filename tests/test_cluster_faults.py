@@ -152,50 +152,99 @@ def test_live_slot_migration_keeps_every_counter_exact(cluster: ClusterHarness) 
         client.close()
 
 
+def _fail_over(cluster: ClusterHarness, host: str, master_port: int) -> int:
+    """Stall writes on a master (in-flight pipelines time out: outcome
+    unknown), wait until its replica has every write it acknowledged, kill it,
+    and wait for the cluster's own failover. Returns the promoted replica's
+    port."""
+    replica_port = cluster.replica_ports(master_port)[0]
+    with redis.Redis(host=host, port=master_port) as m, redis.Redis(host=host, port=replica_port) as r:
+        m.execute_command("CLIENT PAUSE", 10_000, "WRITE")
+        time.sleep(0.7)  # > socket_timeout: in-flight INCRs become outcome-unknown
+        deadline = time.monotonic() + 10
+        while m.info("replication")["master_repl_offset"] != r.info("replication")["slave_repl_offset"]:
+            assert time.monotonic() < deadline, "the replica did not catch up"
+            time.sleep(0.01)
+        cluster.server(master_port).kill()
+        deadline = time.monotonic() + 20
+        while r.info("replication")["role"] != "master":  # the cluster's own failover
+            assert time.monotonic() < deadline, "the replica was not promoted"
+            time.sleep(0.05)
+    cluster.wait_ok(20)
+    return replica_port
+
+
+def _check_counters(client: RedisCluster, keys: List[str], tally: _Tally) -> Dict[str, int]:
+    assert not tally.other, tally.other[:3]
+    values = {k: int(v) for k, v in zip(keys, client.pipeline().batch("GET", keys).execute())}
+    for k in keys:
+        v = values[k]
+        assert tally.acked[k] <= v <= tally.acked[k] + tally.unknown[k], (k, v, tally.acked[k], tally.unknown[k])
+    return values
+
+
 def test_master_killed_under_pipelines(cluster: ClusterHarness) -> None:
     retry = Retry(ExponentialBackoff(cap=0.25, base=0.02), 80)
     client = RedisCluster(host=cluster.host, port=cluster.ports[0], socket_timeout=0.5, retry=retry)
     keys = [f"ctr:{i}" for i in range(300)]
     client.pipeline().batch("SET", keys, 0).execute()
     victim = client.get_node_from_key(keys[0])
-    replica_port = cluster.replica_ports(victim.port)[0]
     on_victim = [k for k in keys if client.get_node_from_key(k).name == victim.name]
     tally, stop, threads, rounds = _run_workers(client, keys)
     try:
         _wait_rounds(rounds, 5)
-        # Writes stall on the master (pipelines in flight time out: outcome
-        # unknown); once its replica has every write it acknowledged, kill it.
-        with redis.Redis(host=victim.host, port=victim.port) as m, redis.Redis(host=victim.host, port=replica_port) as r:
-            m.execute_command("CLIENT PAUSE", 10_000, "WRITE")
-            time.sleep(0.7)  # > socket_timeout: in-flight INCRs become outcome-unknown
-            deadline = time.monotonic() + 10
-            while m.info("replication")["master_repl_offset"] != r.info("replication")["slave_repl_offset"]:
-                assert time.monotonic() < deadline, "the replica did not catch up"
-                time.sleep(0.01)
-            cluster.server(victim.port).kill()
-            deadline = time.monotonic() + 20
-            while r.info("replication")["role"] != "master":  # the cluster's own failover
-                assert time.monotonic() < deadline, "the replica was not promoted"
-                time.sleep(0.05)
-        cluster.wait_ok(20)
+        promoted = _fail_over(cluster, victim.host, victim.port)
         _wait_rounds(rounds, 6, timeout=60)  # the client recovered
     finally:
         stop.set()
         for t in threads:
             t.join(60)
     try:
-        assert not tally.other, tally.other[:3]
         assert sum(tally.unknown[k] for k in on_victim) > 0  # the fault really hit in-flight writes
         assert not any(tally.unknown[k] for k in keys if k not in on_victim)
-        values = dict(zip(keys, client.pipeline().batch("GET", keys).execute()))
-        for k in keys:
-            v = int(values[k])
-            assert tally.acked[k] <= v <= tally.acked[k] + tally.unknown[k], (k, v, tally.acked[k], tally.unknown[k])
+        values = _check_counters(client, keys, tally)
         # Recovery: the last pipelines ran whole on the promoted replica.
-        assert client.get_node_from_key(keys[0]).port == replica_port
+        assert client.get_node_from_key(keys[0]).port == promoted
         p = client.pipeline()
         for k in keys:
             p.incr(k)
-        assert [r - int(values[k]) for k, r in zip(keys, p.execute())] == [1] * len(keys)
+        assert [r - values[k] for k, r in zip(keys, p.execute())] == [1] * len(keys)
+        assert client.incr(keys[0]) == values[keys[0]] + 2  # single commands too
     finally:
         client.close()
+
+
+@pytest.mark.soak
+def test_repeated_failovers_soak() -> None:
+    """Four failovers in a row under pipelines (each killed master comes back
+    as a replica of its successor): every counter stays within its bounds."""
+    if os.environ.get("FASTREDIS_REDIS_URL"):
+        pytest.skip("needs private redis-server processes; FASTREDIS_REDIS_URL is set")
+    with ClusterHarness(3, replicas=1, node_timeout=1000) as cluster:
+        retry = Retry(ExponentialBackoff(cap=0.25, base=0.02), 80)
+        client = RedisCluster(host=cluster.host, port=cluster.ports[0], socket_timeout=0.5, retry=retry)
+        keys = [f"soak:{i}" for i in range(600)]
+        client.pipeline().batch("SET", keys, 0).execute()
+        tally, stop, threads, rounds = _run_workers(client, keys, n=3)
+        try:
+            for n in range(4):
+                _wait_rounds(rounds, 5, timeout=60)
+                victim = client.get_node_from_key(keys[n * 7])
+                _fail_over(cluster, victim.host, victim.port)
+                cluster.server(victim.port).restart()  # rejoins as a replica (nodes.conf kept)
+                deadline = time.monotonic() + 30
+                with redis.Redis(host=victim.host, port=victim.port) as back:
+                    while back.info("replication").get("master_link_status") != "up":
+                        assert time.monotonic() < deadline, "the old master did not rejoin as a replica"
+                        time.sleep(0.05)
+                cluster.wait_ok(30)
+            _wait_rounds(rounds, 10, timeout=60)
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(60)
+        try:
+            assert sum(tally.unknown.values()) > 0
+            _check_counters(client, keys, tally)
+        finally:
+            client.close()

@@ -53,7 +53,6 @@ from redis.exceptions import (
     MovedError,
     RedisError,
     ResponseError,
-    SlotNotCoveredError,
     TimeoutError,
     TryAgainError,
 )

@@ -107,7 +107,7 @@ def _plot(results: Sequence[Any], path: str) -> None:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise SystemExit("--plot needs matplotlib: pip install 'fastredis[bench]'") from None
+        raise SystemExit("--plot needs matplotlib: pip install 'fastredis-client[bench]'") from None
     names = [r.case for r in results]
     impls = ["redis-py", "fastredis", "fastredis-py"]
     fig, ax = plt.subplots(figsize=(10, 0.5 * len(names) + 1.5))

@@ -2,6 +2,7 @@
 
 Usage (run by _venv.sh with the venv's interpreter)::
 
+    python scripts/_devbuild.py state EXTRAS        # the four lines below, at once
     python scripts/_devbuild.py stamp build         # hash of what the build reads
     python scripts/_devbuild.py stamp deps EXTRAS   # hash of what the extras install
     python scripts/_devbuild.py build-requires      # [build-system] requires, one a line
@@ -198,7 +199,12 @@ def extras_requires(dist: str, extras: str) -> List[str]:
 
 
 def main(argv: List[str]) -> int:
-    if argv[:2] == ["stamp", "build"]:
+    if argv[:1] == ["state"] and len(argv) == 2:  # everything _venv.sh needs, one interpreter start
+        print(dist_name())
+        print(" ".join(build_requires()))
+        print(build_stamp())
+        print(deps_stamp(argv[1]))
+    elif argv[:2] == ["stamp", "build"]:
         print(build_stamp())
     elif argv[:2] == ["stamp", "deps"] and len(argv) == 3:
         print(deps_stamp(argv[2]))

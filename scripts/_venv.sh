@@ -9,10 +9,10 @@
 #   VENV=.venv             the virtual environment (created when missing)
 #   PYTHON=python3         the interpreter it is created with
 #   FASTREDIS_NO_EXTENSIONS=1   build the pure-Python package (a stamp input)
-#   FASTREDIS_REBUILD=1    rebuild and reinstall even if nothing changed
+#   FASTREDIS_REBUILD=1    redo every step (build requirements, build, dependencies)
 #
 # Steps, one line each on stderr: create the venv (first run), install the
-# build requirements into it (first run), build and install the package when
+# build requirements into it (first run, or when they changed), build and install the package when
 # the build stamp changed (pip's own progress is shown), install the extras'
 # dependencies when pyproject.toml or the extras changed. Stamps live in
 # $VENV/.fastredis-stamps/: the build stamp hashes the contents of src/,
@@ -80,12 +80,15 @@ install_into_venv() {
     flock 9
   fi
 
-  if [ ! -f "$stamps/build-requires" ]; then
-    _venv_say "installing pip and the build requirements into $venv (first run only)"
+  local state dist breqs stamp dstamp
+  state=$("$vpy" scripts/_devbuild.py state "$extras") || return 1
+  { read -r dist; read -r breqs; read -r stamp; read -r dstamp; } <<<"$state"
+  if [ -n "${FASTREDIS_REBUILD:-}" ] || [ "$(cat "$stamps/build-requires" 2>/dev/null)" != "$breqs" ]; then
+    _venv_say "installing pip and the build requirements ($(echo $breqs)) into $venv"
     local tr=$SECONDS
     "$vpy" -m pip install --upgrade pip || return 1
-    # shellcheck disable=SC2046
-    "$vpy" -m pip install $("$vpy" scripts/_devbuild.py build-requires) || return 1
+    # shellcheck disable=SC2086
+    "$vpy" -m pip install $breqs || return 1
     # cmake/ninja too when the machine lacks them (scikit-build-core says which).
     local extra
     extra=$("$vpy" -c 'from scikit_build_core.build import get_requires_for_build_wheel as g; print(" ".join(g()))') || return 1
@@ -93,17 +96,17 @@ install_into_venv() {
       # shellcheck disable=SC2086
       "$vpy" -m pip install $extra || return 1
     fi
-    touch "$stamps/build-requires"
+    echo "$breqs" >"$stamps/build-requires"
     steps+=("build requirements $((SECONDS - tr)) s")
   fi
 
-  local dist stamp
-  dist=$("$vpy" scripts/_devbuild.py dist-name) || return 1
-  stamp=$("$vpy" scripts/_devbuild.py stamp build) || return 1
   if [ -n "${FASTREDIS_REBUILD:-}" ] || [ "$(cat "$stamps/build" 2>/dev/null)" != "$stamp" ]; then
     local what="compiled core"
     [ -n "${FASTREDIS_NO_EXTENSIONS:-}" ] && what="pure Python, FASTREDIS_NO_EXTENSIONS=1"
-    _venv_say "building and installing $dist ($what) into $venv: sources changed since the last build"
+    local why="sources changed since the last build"
+    [ -f "$stamps/build" ] || why="first build"
+    [ -n "${FASTREDIS_REBUILD:-}" ] && why="FASTREDIS_REBUILD is set"
+    _venv_say "building and installing $dist ($what) into $venv: $why"
     rm -f "$stamps/build"
     local tb=$SECONDS
     # -v: pip's own progress plus CMake's and ninja's (one line per file compiled).
@@ -119,9 +122,7 @@ install_into_venv() {
     _venv_say "$dist in $venv is up to date with the sources (FASTREDIS_REBUILD=1 forces a rebuild)"
   fi
 
-  local dstamp
-  dstamp=$("$vpy" scripts/_devbuild.py stamp deps "$extras") || return 1
-  if [ "$(cat "$stamps/deps-$extras" 2>/dev/null)" != "$dstamp" ]; then
+  if [ -n "${FASTREDIS_REBUILD:-}" ] || [ "$(cat "$stamps/deps-$extras" 2>/dev/null)" != "$dstamp" ]; then
     _venv_say "installing the dependencies of $dist[$extras]"
     local reqs
     reqs=$("$vpy" scripts/_devbuild.py extras-requires "$dist" "$extras") || return 1
@@ -132,7 +133,7 @@ install_into_venv() {
     steps+=("dependencies $((SECONDS - td)) s")
     echo "$dstamp" >"$stamps/deps-$extras"
   fi
-  if [ $((SECONDS - t0)) -gt 2 ]; then
+  if [ "${#steps[@]}" -gt 0 ]; then
     local joined
     joined=$(printf '%s; ' "${steps[@]}")
     _venv_say "$venv ready in $((SECONDS - t0)) s (${joined%; })"

@@ -161,3 +161,14 @@ def test_help_without_a_venv_prints_the_usage(tmp_path: Any) -> None:
     assert "Usage" in done.stdout or "--json" in done.stdout
     assert "not built yet" in done.stderr
     assert not os.path.exists(tmp_path / "no-venv")
+
+
+def test_state_gives_what_venv_sh_reads() -> None:
+    done = subprocess.run(
+        [sys.executable, os.path.join(SCRIPTS, "_devbuild.py"), "state", "test,server"],
+        capture_output=True, text=True, timeout=60, check=True,
+    )
+    dist, breqs, build, deps = done.stdout.splitlines()
+    assert dist == devbuild.dist_name(ROOT)
+    assert breqs.split() == devbuild.build_requires(ROOT)
+    assert len(build) == len(deps) == 64 and build != deps

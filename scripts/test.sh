@@ -12,5 +12,5 @@ if wants_help "$@"; then
   venv_help_python pytest || exit 0
   exec "$VENV_PY" -m pytest --noconftest "$@"   # conftest adds no options, and importing it is slow
 fi
-install_into_venv test,server
+install_into_venv test,server,plot
 exec "${VENV:-.venv}/bin/python" -m pytest "$@"

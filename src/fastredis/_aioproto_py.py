@@ -36,6 +36,7 @@ Example::
 
 from __future__ import annotations
 
+import asyncio
 from collections import deque
 from typing import Any, Callable, List, Optional
 
@@ -68,7 +69,7 @@ def _copy_error(error: BaseException) -> BaseException:
         return error
 
 
-class MuxProtocol:
+class MuxProtocol(asyncio.Protocol):
     """An ``asyncio.Protocol`` for one connection shared by many tasks.
 
     ``reader`` is a RESP reader (``fastredis._resp.Reader``) set up with the

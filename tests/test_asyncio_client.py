@@ -17,6 +17,8 @@ from typing import Any, List
 import pytest
 import redis
 import redis.asyncio
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from _asyncio_fixtures import acls, loop_kind, run, url  # noqa: F401
 
 import fastredis.asyncio
@@ -344,7 +346,7 @@ def test_connection_options(run, acls, server_factory) -> None:
         assert await u.set("u", 1) and await u.acl_whoami() in ("ann", b"ann")
         assert await asyncio.gather(*(u.incr("c") for _ in range(50))) == list(range(1, 51))
         await u.aclose()
-        bad = acls(port=server.port, password="wrong")
+        bad = acls(port=server.port, password="wrong", retry=Retry(NoBackoff(), 1))
         with pytest.raises(redis.AuthenticationError):
             await bad.get("k")
         await bad.aclose()

@@ -335,7 +335,9 @@ cdef class MuxProtocolCore:
         if self.transport is not None:
             self.transport.close()
 
-    def _fail(self, error):
+    def _fail(self, error, bint final=False):
+        """Fail every waiter: written ones with ``error``, the others with
+        ``NotWritten(error, final)`` (``final``: opening the connection failed)."""
         cdef object w, fut
         self.closed = error
         if self.timer is not None:
@@ -356,7 +358,7 @@ cdef class MuxProtocolCore:
         for w in pending + [b[0] for b in backlog]:
             fut = (<Group>w).fut if type(w) is Group else w
             if not fut.done():
-                fut.set_exception(NotWritten(_copy_error(error)))
+                fut.set_exception(NotWritten(_copy_error(error), final))
 
     @property
     def in_flight(self):

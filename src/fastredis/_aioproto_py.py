@@ -330,7 +330,9 @@ class MuxProtocol(asyncio.Protocol):
         if transport is not None:
             transport.close()
 
-    def _fail(self, error: BaseException) -> None:
+    def _fail(self, error: BaseException, final: bool = False) -> None:
+        """Fail every waiter: written ones with ``error``, the others with
+        ``NotWritten(error, final)`` (``final``: opening the connection failed)."""
         self.closed = error
         if self.timer is not None:
             self.timer.cancel()
@@ -347,7 +349,7 @@ class MuxProtocol(asyncio.Protocol):
         for w in pending + [b[0] for b in backlog]:
             fut = w.fut if type(w) is Group else w
             if not fut.done():
-                fut.set_exception(NotWritten(_copy_error(error)))
+                fut.set_exception(NotWritten(_copy_error(error), final))
 
     @property
     def in_flight(self) -> int:

@@ -212,15 +212,26 @@ def call_with_policy(
 
 class NotWritten(Exception):
     """Raised by an attempt that failed before any byte of its commands was
-    written (connecting, the health-check PING, a queue that never reached
-    the socket): re-sending is safe. ``error`` is the cause, what the caller
-    finally sees.
+    written (the health-check PING, a queue that never reached the socket):
+    re-sending is safe. ``error`` is the cause, what the caller finally sees.
+    ``final=True`` marks a failure to open a connection, which redis-py does
+    not retry at the command level either (the connection's own ``connect()``
+    already retried it).
 
     Example::
 
         >>> NotWritten(ConnectionError("Connection refused")).error
         ConnectionError('Connection refused')
     """
+
+    def __init__(self, error: BaseException, final: bool = False) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.final = final
+
+
+class _Final(Exception):
+    """Carries a final error past ``Retry.call_with_retry`` (not a RedisError)."""
 
     def __init__(self, error: BaseException) -> None:
         super().__init__(str(error))
@@ -279,6 +290,8 @@ async def acall_with_policy(
             error = first.pop()
             if isinstance(error, NotWritten):
                 state[0] = False
+                if error.final:
+                    raise _Final(error.error)
                 raise error.error
             state[0] = True
             raise error
@@ -287,6 +300,8 @@ async def acall_with_policy(
             return await attempt()
         except NotWritten as e:
             state[0] = False
+            if e.final:
+                raise _Final(e.error) from None
             raise e.error from None
 
     def retryable(error: Exception) -> bool:
@@ -299,6 +314,8 @@ async def acall_with_policy(
 
     try:
         return await retry.call_with_retry(do, fail, is_retryable=retryable, with_failure_count=True)
+    except _Final as final:
+        raise final.error from None
     except _CONNECTION_ERRORS as error:
         if not state[1]:
             raise

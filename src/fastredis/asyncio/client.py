@@ -228,6 +228,8 @@ class Redis(_aclient.Redis):
             except _CONNECTION_ERRORS as error:
                 if not mux.enabled:
                     return await self._execute_pooled(args, options)
+                if isinstance(error, NotWritten) and error.final:
+                    raise error.error from None
                 reply = await self._retry_mux(args, error)
             if isinstance(reply, BaseException):
                 if isinstance(reply, ResponseError):

@@ -68,7 +68,9 @@ class MuxConnection:
             self.mux._forget(self)
             raise
         except Exception as e:
-            proto._fail(e)  # every queued command: NotWritten(e)
+            # Every queued command fails with e, not retried by the command:
+            # connect() already retried, as in redis-py's get_connection.
+            proto._fail(e, True)
             self.mux._forget(self)
             return
         finally:

@@ -229,6 +229,8 @@ class Pipeline(_aclient.Pipeline):
         except _CONNECTION_ERRORS as first:
             if not mux.enabled:
                 return None
+            if isinstance(first, NotWritten) and first.final:
+                raise first.error from None
             return await acall_with_policy(
                 mux.retry(),
                 attempt,

@@ -220,8 +220,9 @@ class NotWritten(Exception):
 
     Example::
 
-        >>> NotWritten(ConnectionError("Connection refused")).error
-        ConnectionError('Connection refused')
+        >>> e = NotWritten(ConnectionError("Connection refused"))
+        >>> type(e.error).__name__, str(e.error), e.final
+        ('ConnectionError', 'Connection refused', False)
     """
 
     def __init__(self, error: BaseException, final: bool = False) -> None:

@@ -258,3 +258,26 @@ def test_connection_refused_then_server_back(run, acls, server_factory) -> None:
         await r.aclose()
 
     run(main())
+
+
+def test_refused_replies_are_retried_and_raised_as_redis_py(run, acls, debug_server: RedisServer) -> None:
+    """A LOADING reply (or another ConnectionError-family reply) means the
+    server refused the command: re-sent as redis-py does, then raised with
+    redis-py's class, never reported outcome-unknown."""
+
+    async def main() -> None:
+        for multiplexed in (1, 0):
+            r = acls(port=debug_server.port, retry=Retry(NoBackoff(), 2), multiplexed_connections=multiplexed)
+            with pytest.raises(redis.exceptions.BusyLoadingError) as info:
+                await r.execute_command("DEBUG", "ERROR", "LOADING fake message")
+            assert not isinstance(info.value, OutcomeUnknownConnectionError)
+            with pytest.raises(redis.exceptions.AuthenticationError):
+                await r.execute_command("DEBUG", "ERROR", "ERR invalid password")
+            p = r.pipeline()
+            p.execute_command("DEBUG", "ERROR", "LOADING fake message")
+            with pytest.raises(redis.exceptions.BusyLoadingError):
+                await p.execute()
+            assert await r.set("still", "works") is True
+            await r.aclose()
+
+    run(main())

@@ -212,11 +212,12 @@ def call_with_policy(
 
 class NotWritten(Exception):
     """Raised by an attempt that failed before any byte of its commands was
-    written (the health-check PING, a queue that never reached the socket):
-    re-sending is safe. ``error`` is the cause, what the caller finally sees.
-    ``final=True`` marks a failure to open a connection, which redis-py does
-    not retry at the command level either (the connection's own ``connect()``
-    already retried it).
+    written (the health-check PING, a queue that never reached the socket,
+    a LOADING reply): re-sending is safe. ``error`` is the cause, what the
+    caller finally sees. ``final=True`` raises ``error`` as it is, without a
+    retry: a failure to open a connection (redis-py does not retry it at the
+    command level either: the connection's own ``connect()`` already did), or
+    an error whose outcome is known.
 
     Example::
 

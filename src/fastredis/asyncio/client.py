@@ -35,12 +35,14 @@ import warnings
 from typing import Any, Dict, Optional
 
 import redis.asyncio.client as _aclient
+import redis.asyncio.connection as _aconnection
 from redis.exceptions import ConnectionError, ResponseError, TimeoutError
+from redis.retry import AbstractRetry
 
 from .. import _aioproto, _redispy, _resp
 from .._redispy import EMPTY_RESPONSE, NEVER_DECODE
 from ..retry_policy import NotWritten, acall_with_policy
-from .connection import FastAsyncParser, install_fast_async_parser, is_fast_async_connection
+from .connection import FastAsyncParser, install_fast_async_parser, is_fast_async_connection, refused_by_server
 from .mux import Multiplexer
 from .pipeline import BUILTIN_CALLBACKS, Pipeline
 
@@ -167,7 +169,11 @@ class Redis(_aclient.Redis):
         super().__init__(**kwargs)
         self.retry_writes = retry_writes
         install_fast_async_parser(self.connection_pool, self.parser_class)
-        size = 0 if (self.single_connection_client or not _redispy.ASYNC_FAST_PATH) else multiplexed_connections
+        size = multiplexed_connections
+        if self.single_connection_client or not _redispy.ASYNC_FAST_PATH:
+            size = 0
+        elif not isinstance(self.connection_pool, _aconnection.ConnectionPool):
+            size = 0  # a pool we do not know (a test double): redis-py's paths only
         self._mux = Multiplexer(self.connection_pool, size, self.mux_core, self.core)
         self._decoding = bool(self.connection_pool.connection_kwargs.get("decode_responses"))
 
@@ -222,7 +228,12 @@ class Redis(_aclient.Redis):
         """Execute a command and return its parsed reply, on a multiplexed
         connection unless it blocks or changes connection state."""
         mux = self._mux
-        if mux.enabled and is_multiplexed(args) and not (options and NEVER_DECODE in options and self._decoding):
+        if (
+            mux.enabled
+            and self.connection is None  # a pinned connection (single_connection_client, a test's mock) is used as is
+            and is_multiplexed(args)
+            and not (options and NEVER_DECODE in options and self._decoding)
+        ):
             try:
                 reply = await mux.connection().proto.send(args)
             except _CONNECTION_ERRORS as error:
@@ -236,8 +247,8 @@ class Redis(_aclient.Redis):
                     if options and EMPTY_RESPONSE in options:
                         return options[EMPTY_RESPONSE]
                     raise reply
-                if isinstance(reply, ConnectionError):  # e.g. LOADING: retried as a failure after the write
-                    reply = await self._retry_mux(args, reply)
+                if isinstance(reply, ConnectionError):  # LOADING and kin: refused, so retried as redis-py does
+                    reply = await self._retry_mux(args, NotWritten(reply))
                     if isinstance(reply, BaseException):
                         raise reply
                 else:
@@ -259,8 +270,8 @@ class Redis(_aclient.Redis):
 
         async def attempt() -> Any:
             reply = await mux.connection().proto.send(args)
-            if isinstance(reply, ConnectionError):
-                raise reply
+            if isinstance(reply, ConnectionError):  # an error reply: the server refused it
+                raise NotWritten(reply)
             return reply
 
         start_time = time.monotonic()
@@ -288,6 +299,12 @@ class Redis(_aclient.Redis):
         commands, ``single_connection_client``, ``multiplexed_connections=0``),
         under the write-retry policy."""
         await self.initialize()
+        pinned = self.connection
+        if not isinstance(self.connection_pool, _aconnection.ConnectionPool) or (
+            pinned is not None and not isinstance(getattr(pinned, "retry", None), AbstractRetry)
+        ):
+            # Test doubles (a mocked pool or connection, a stand-in Retry): redis-py's own code.
+            return await super().execute_command(*args, **options)
         pool = self.connection_pool
         command_name = args[0]
         conn = self.connection or await pool.get_connection()
@@ -304,7 +321,12 @@ class Redis(_aclient.Redis):
                         await conn.check_health()
                 except (ConnectionError, TimeoutError) as e:
                     raise NotWritten(e) from e
-            return await self._send_command_parse_response(conn, command_name, *args, **options)
+            try:
+                return await self._send_command_parse_response(conn, command_name, *args, **options)
+            except ConnectionError as e:
+                if refused_by_server(e):  # the server answered LOADING (or kin): not applied
+                    raise NotWritten(e) from e
+                raise
 
         async def failure(error: Exception, failure_count: int) -> None:
             attempts[0] = failure_count

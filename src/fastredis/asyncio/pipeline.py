@@ -222,7 +222,9 @@ class Pipeline(_aclient.Pipeline):
         count = len(stack) + (2 if transaction else 0)
 
         async def attempt() -> Any:
-            return await mux.connection().proto.send_group(payload, count)
+            replies = await mux.connection().proto.send_group(payload, count)
+            _raise_refusals(replies, transaction)
+            return replies
 
         try:
             return await attempt()
@@ -293,6 +295,7 @@ class Pipeline(_aclient.Pipeline):
         self._raise_deferred()
         await connection.send_packed_command([self._buf.getvalue()])
         replies, _ = await aread_replies(connection, len(commands))
+        await _disconnect_on_refusals(connection, replies, False)
         return await self._finish_pipeline(replies, commands, raise_on_error)
 
     async def _execute_transaction(self, connection: Any, commands: Any, raise_on_error: bool) -> List[Any]:
@@ -301,6 +304,7 @@ class Pipeline(_aclient.Pipeline):
         self._raise_deferred()
         await connection.send_packed_command([_MULTI, self._buf.getvalue(), _EXEC])
         replies, _ = await aread_replies(connection, len(commands) + 2)
+        await _disconnect_on_refusals(connection, replies, True)
         return await self._finish_transaction(replies, commands, raise_on_error)
 
     # -- replies -----------------------------------------------------------
@@ -357,6 +361,33 @@ class Pipeline(_aclient.Pipeline):
                 if inspect.isawaitable(r):
                     response[i] = await r
         return response
+
+
+def _refusals(replies: List[Any], transaction: bool) -> List[Any]:
+    """The ConnectionError-family error replies (LOADING and kin) that
+    redis-py's parser raises: at the top level, or first in EXEC's reply."""
+    found = [r for r in replies if isinstance(r, ConnectionError)]
+    if transaction and replies:
+        last = replies[-1]
+        if isinstance(last, list) and last and isinstance(last[0], ConnectionError):
+            found.append(last[0])
+    return found
+
+
+def _raise_refusals(replies: List[Any], transaction: bool) -> None:
+    """Raise a refusal as redis-py does: retried if the server refused every
+    command (nothing was applied), raised as it is otherwise (the replies
+    arrived, the outcome is known)."""
+    found = _refusals(replies, transaction)
+    if found:
+        everything = len(found) == len(replies) and all(isinstance(r, ConnectionError) for r in replies)
+        raise NotWritten(found[0], final=not everything)
+
+
+async def _disconnect_on_refusals(connection: Any, replies: List[Any], transaction: bool) -> None:
+    if _refusals(replies, transaction):
+        await connection.disconnect(nowait=True)  # as redis-py's read_response does
+        _raise_refusals(replies, transaction)
 
 
 def _has_errors(replies: List[Any]) -> bool:

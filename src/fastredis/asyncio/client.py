@@ -234,38 +234,41 @@ class Redis(_aclient.Redis):
             and is_multiplexed(args)
             and not (options and NEVER_DECODE in options and self._decoding)
         ):
-            try:
-                reply = await mux.connection().proto.send(args)
-            except _CONNECTION_ERRORS as error:
-                if not mux.enabled:
-                    return await self._execute_pooled(args, options)
-                if isinstance(error, NotWritten) and error.final:
-                    raise error.error from None
-                reply = await self._retry_mux(args, error)
-            if isinstance(reply, BaseException):
-                if isinstance(reply, ResponseError):
-                    if options and EMPTY_RESPONSE in options:
-                        return options[EMPTY_RESPONSE]
-                    raise reply
-                if isinstance(reply, ConnectionError):  # LOADING and kin: refused, so retried as redis-py does
-                    reply = await self._retry_mux(args, NotWritten(reply))
-                    if isinstance(reply, BaseException):
-                        raise reply
-                else:
-                    raise reply
-            if options:
-                options.pop(EMPTY_RESPONSE, None)
-                options.pop("keys", None)
-            callback = self.response_callbacks.get(args[0])
-            if callback is None:
-                return reply
-            value = callback(reply, **options) if options else callback(reply)
-            if id(callback) not in BUILTIN_CALLBACKS and inspect.isawaitable(value):
-                value = await value
-            return value
+            if _redispy.async_observability_enabled():
+                return await self._observed(args, options)
+            return await self._execute_multiplexed(args, options)
         return await self._execute_pooled(args, options)
 
-    async def _retry_mux(self, args: Any, first_error: BaseException) -> Any:
+    async def _execute_multiplexed(self, args: Any, options: Any) -> Any:
+        mux = self._mux
+        try:
+            reply = await mux.connection().proto.send(args)
+        except _CONNECTION_ERRORS as error:
+            if not mux.enabled:  # the pool's connections cannot be multiplexed
+                return await self._execute_pooled(args, options)
+            if isinstance(error, NotWritten) and error.final:
+                raise error.error from None
+            reply = await self._retry_multiplexed(args, error)
+        if isinstance(reply, BaseException):
+            if isinstance(reply, ConnectionError):  # LOADING and kin: refused, so retried as redis-py does
+                reply = await self._retry_multiplexed(args, NotWritten(reply))
+            if isinstance(reply, ResponseError) and options and EMPTY_RESPONSE in options:
+                return options[EMPTY_RESPONSE]
+            if isinstance(reply, BaseException):
+                raise reply
+        if options:
+            options.pop(EMPTY_RESPONSE, None)
+            options.pop("keys", None)
+        callback = self.response_callbacks.get(args[0])
+        if callback is None:
+            return reply
+        value = callback(reply, **options) if options else callback(reply)
+        if id(callback) not in BUILTIN_CALLBACKS and inspect.isawaitable(value):
+            value = await value
+        return value
+
+    async def _retry_multiplexed(self, args: Any, first_error: BaseException) -> Any:
+        """The write-retry policy after a first failed attempt."""
         mux = self._mux
 
         async def attempt() -> Any:
@@ -274,25 +277,31 @@ class Redis(_aclient.Redis):
                 raise NotWritten(reply)
             return reply
 
+        return await acall_with_policy(
+            mux.retry(), attempt, _nothing, lambda: (args,), retry_writes=self.retry_writes, first_error=first_error
+        )
+
+    async def _observed(self, args: Any, options: Any) -> Any:
+        """:meth:`_execute_multiplexed` with redis-py's metrics (when OpenTelemetry is on)."""
+        kw = self.connection_pool.connection_kwargs
+        host, port = kw.get("host") or kw.get("path") or "", int(kw.get("port") or 0)
         start_time = time.monotonic()
         try:
-            return await acall_with_policy(
-                mux.retry(),
-                attempt,
-                _nothing,
-                lambda: (args,),
-                retry_writes=self.retry_writes,
-                first_error=first_error,
-            )
+            result = await self._execute_multiplexed(args, options)
         except Exception as e:
-            if _redispy.async_observability_enabled():
-                await _aclient.record_error_count(
-                    server_address=None, server_port=None, network_peer_address=None, network_peer_port=None,
-                    error_type=e, retry_attempts=0, is_internal=False,
-                )  # fmt: skip
+            await _aclient.record_error_count(
+                server_address=host, server_port=port, network_peer_address=host, network_peer_port=port,
+                error_type=e, retry_attempts=0, is_internal=False,
+            )  # fmt: skip
             raise
-        finally:
-            del start_time
+        await _aclient.record_operation_duration(
+            command_name=args[0],
+            duration_seconds=time.monotonic() - start_time,
+            server_address=host,
+            server_port=port,
+            db_namespace=str(kw.get("db", 0)),
+        )
+        return result
 
     async def _execute_pooled(self, args: Any, options: Any) -> Any:
         """redis-py's ``execute_command`` on a pool connection (dedicated
@@ -351,10 +360,10 @@ class Redis(_aclient.Redis):
             return result
         except Exception as e:
             await _aclient.record_error_count(
-                server_address=getattr(conn, "host", None),
-                server_port=getattr(conn, "port", None),
-                network_peer_address=getattr(conn, "host", None),
-                network_peer_port=getattr(conn, "port", None),
+                server_address=getattr(conn, "host", None),  # type: ignore[arg-type]
+                server_port=getattr(conn, "port", None),  # type: ignore[arg-type]
+                network_peer_address=getattr(conn, "host", None),  # type: ignore[arg-type]
+                network_peer_port=getattr(conn, "port", None),  # type: ignore[arg-type]
                 error_type=e,
                 retry_attempts=attempts[0],
                 is_internal=False,
@@ -386,7 +395,7 @@ class Redis(_aclient.Redis):
             await mux.aclose()
         await super().aclose(close_connection_pool)
 
-    def __del__(self, _warn: Any = warnings.warn) -> None:
+    def __del__(self, _warn: Any = warnings.warn, *args: Any) -> None:  # type: ignore[override]
         mux = getattr(self, "_mux", None)
         if mux is not None and mux.conns:
             try:

@@ -75,7 +75,7 @@ class FastAsyncParser(AsyncHiredisParser):  # type: ignore[misc,valid-type]
         and did not run the command, so re-sending it is safe."""
         error = super().parse_error(response)
         if isinstance(error, ConnectionError):
-            error._fastredis_refused = True
+            error._fastredis_refused = True  # type: ignore[attr-defined]
         return error
 
     def on_connect(self, connection: Any) -> None:

@@ -54,7 +54,7 @@ def _builtin_callback_ids() -> frozenset:
     """ids of redis-py's own response callbacks: known not to return awaitables."""
     from redis._parsers.helpers import get_response_callbacks
 
-    ids = set()
+    ids: set = set()
     for protocol in (None, 2, 3):
         for legacy in (True, False):
             try:
@@ -136,12 +136,12 @@ class Pipeline(_aclient.Pipeline):
         self._client: Any = None  # the fastredis.asyncio.Redis that made it (its multiplexer)
 
     # -- staging (the sync pipeline's, which does no I/O) --------------------
-    pipeline_execute_command = _sync.Pipeline.pipeline_execute_command
-    batch = _sync.Pipeline.batch
-    _stage_batch_stack = _sync.Pipeline._stage_batch_stack
-    _defer = _sync.Pipeline._defer
-    _row = _sync.Pipeline._row
-    _raise_deferred = _sync.Pipeline._raise_deferred
+    pipeline_execute_command: Any = _sync.Pipeline.pipeline_execute_command
+    batch: Any = _sync.Pipeline.batch
+    _stage_batch_stack: Any = _sync.Pipeline._stage_batch_stack
+    _defer: Any = _sync.Pipeline._defer
+    _row: Any = _sync.Pipeline._row
+    _raise_deferred: Any = _sync.Pipeline._raise_deferred
 
     def zadd(self, name: Any, mapping: Any, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
         if args or kwargs or (self.watching and not self.explicit_transaction) or type(mapping) is not dict or not mapping:
@@ -291,7 +291,7 @@ class Pipeline(_aclient.Pipeline):
 
     async def _execute_pipeline(self, connection: Any, commands: Any, raise_on_error: bool) -> List[Any]:
         if self._redis_path or not is_fast_async_connection(connection):
-            return await super()._execute_pipeline(connection, _sync._materialise(commands), raise_on_error)
+            return await super()._execute_pipeline(connection, _sync._materialise(commands), raise_on_error)  # type: ignore[arg-type]
         self._raise_deferred()
         await connection.send_packed_command([self._buf.getvalue()])
         replies, _ = await aread_replies(connection, len(commands))
@@ -300,7 +300,7 @@ class Pipeline(_aclient.Pipeline):
 
     async def _execute_transaction(self, connection: Any, commands: Any, raise_on_error: bool) -> List[Any]:
         if self._redis_path or not is_fast_async_connection(connection):
-            return await super()._execute_transaction(connection, _sync._materialise(commands), raise_on_error)
+            return await super()._execute_transaction(connection, _sync._materialise(commands), raise_on_error)  # type: ignore[arg-type]
         self._raise_deferred()
         await connection.send_packed_command([_MULTI, self._buf.getvalue(), _EXEC])
         replies, _ = await aread_replies(connection, len(commands) + 2)

@@ -11,6 +11,7 @@ import os
 import socket
 import subprocess
 import tempfile
+import textwrap
 import warnings
 from typing import Any, List
 
@@ -430,3 +431,27 @@ def test_server_restart_and_client_kill(run, acls, server_factory) -> None:
         await r.aclose()
 
     run(main())
+
+
+def test_asyncio_tour_runs(run, acls, url) -> None:
+    """examples/asyncio_tour.py (shown in docs/asyncio.md) keeps running."""
+    import importlib.util
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    spec = importlib.util.spec_from_file_location("asyncio_tour", os.path.join(root, "examples", "asyncio_tour.py"))
+    assert spec and spec.loader
+    tour = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tour)
+
+    async def main() -> None:
+        async with acls.from_url(url) as r:
+            await tour.tour(r)
+
+    run(main())
+    with open(os.path.join(root, "docs", "asyncio.md")) as f:
+        text = f.read()
+    with open(os.path.join(root, "examples", "asyncio_tour.py")) as f:
+        body = f.read()
+    block = body[body.index("    # --- the drop-in asyncio client") : body.index("async def main()")]
+    shown = textwrap.dedent(block).strip()
+    assert shown in text, "docs/asyncio.md must show examples/asyncio_tour.py's tour() body verbatim"

@@ -213,6 +213,13 @@ class Redis(_aclient.Redis):
     def __repr__(self) -> str:
         return f"<{self.__class__.__module__}.{self.__class__.__name__}({self.connection_pool!r})>"
 
+    def client(self) -> "Redis":
+        """A client pinned to one connection of this pool (redis-py's
+        ``client()``), with the same ``retry_writes``."""
+        pinned = self.__class__(connection_pool=self.connection_pool, single_connection_client=True)
+        pinned.retry_writes = self.retry_writes
+        return pinned
+
     # -- pipelines -----------------------------------------------------------
     def pipeline(self, transaction: bool = True, shard_hint: Optional[str] = None) -> Pipeline:  # type: ignore[override]
         """A :class:`~fastredis.asyncio.pipeline.Pipeline` (redis-py semantics,

@@ -228,6 +228,7 @@ def test_pipeline_cancelled_then_client_reused(run, acls, url) -> None:
         r = acls.from_url(url)
         for i in range(50):
             await r.set(f"own:{i}", i)
+        cancelled = 0
         for round_ in range(5):
             p = r.pipeline(transaction=bool(round_ % 2))
             for i in range(20000):
@@ -235,10 +236,13 @@ def test_pipeline_cancelled_then_client_reused(run, acls, url) -> None:
             task = asyncio.ensure_future(p.execute())
             await asyncio.sleep(0.002 * round_)
             task.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await task
+            try:
+                await task  # on a loaded machine it may have finished before the cancel
+            except asyncio.CancelledError:
+                cancelled += 1
             values = await asyncio.gather(*(r.get(f"own:{i}") for i in range(50)))
             assert values == [str(i).encode() for i in range(50)]
+        assert cancelled >= 1
         assert r._mux.conns[0].proto.in_flight == 0
         await r.aclose()
 

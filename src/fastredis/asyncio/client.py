@@ -40,6 +40,7 @@ from redis.exceptions import ConnectionError, ResponseError, TimeoutError
 from redis.retry import AbstractRetry
 
 from .. import _aioproto, _redispy, _resp
+from .. import pipeline as _sync_pipeline
 from .._redispy import EMPTY_RESPONSE, NEVER_DECODE
 from ..retry_policy import NotWritten, acall_with_policy
 from .connection import FastAsyncParser, install_fast_async_parser, is_fast_async_connection, refused_by_server
@@ -247,22 +248,39 @@ class Redis(_aclient.Redis):
         return await self._execute_pooled(args, options)
 
     async def _execute_multiplexed(self, args: Any, options: Any) -> Any:
-        mux = self._mux
         try:
-            reply = await mux.connection().proto.send(args)
+            reply = await self._mux.connection().proto.send(args)
         except _CONNECTION_ERRORS as error:
+            return await self._multiplexed_slow(args, options, error)
+        if isinstance(reply, BaseException):
+            return await self._multiplexed_slow(args, options, None, reply)
+        if options:
+            options.pop(EMPTY_RESPONSE, None)
+            options.pop("keys", None)
+        callback = self.response_callbacks.get(args[0])
+        if callback is None:
+            return reply
+        value = callback(reply, **options) if options else callback(reply)
+        if id(callback) not in BUILTIN_CALLBACKS and inspect.isawaitable(value):
+            value = await value
+        return value
+
+    async def _multiplexed_slow(self, args: Any, options: Any, failure: Optional[BaseException], reply: Any = None) -> Any:
+        """After a failed send (``failure``) or an error reply: the write-retry
+        policy, then redis-py's handling of the reply."""
+        mux = self._mux
+        if failure is not None:
             if not mux.enabled:  # the pool's connections cannot be multiplexed
                 return await self._execute_pooled(args, options)
-            if isinstance(error, NotWritten) and error.final:
-                raise error.error from None
-            reply = await self._retry_multiplexed(args, error)
+            if isinstance(failure, NotWritten) and failure.final:
+                raise failure.error from None
+            reply = await self._retry_multiplexed(args, failure)
+        if isinstance(reply, ConnectionError):  # LOADING and kin: refused, so retried as redis-py does
+            reply = await self._retry_multiplexed(args, NotWritten(reply))
         if isinstance(reply, BaseException):
-            if isinstance(reply, ConnectionError):  # LOADING and kin: refused, so retried as redis-py does
-                reply = await self._retry_multiplexed(args, NotWritten(reply))
             if isinstance(reply, ResponseError) and options and EMPTY_RESPONSE in options:
                 return options[EMPTY_RESPONSE]
-            if isinstance(reply, BaseException):
-                raise reply
+            raise reply
         if options:
             options.pop(EMPTY_RESPONSE, None)
             options.pop("keys", None)
@@ -415,6 +433,53 @@ class Redis(_aclient.Redis):
         except Exception:
             pass
 
+
+def _make_hot(method: str, command: str, params: str, sent: str, fallback: str) -> Any:
+    """One command method compiled from its :data:`fastredis.pipeline.HOT_COMMANDS`
+    row: straight to the multiplexed connection, without redis-py's generic
+    ``execute_command`` (options dict, callback lookup by upper-cased name);
+    redis-py's own method for everything else (other options, a pinned or
+    dedicated connection, metrics on)."""
+    guard = "self.connection is not None or not self._mux.enabled or _observing()"
+    if fallback:
+        guard = f"{fallback} or {guard}"
+    source = (
+        f"async def {method}(self, {params}):\n"
+        f"    if {guard}:\n"
+        f"        return await _PARENT.{method}(self, {_sync_pipeline._names(params)})\n"
+        f"    args = ({command!r}, {sent},)\n"
+        f"    try:\n"
+        f"        reply = await self._mux.connection().proto.send(args)\n"
+        f"    except _CONNECTION_ERRORS as error:\n"
+        f"        return await self._multiplexed_slow(args, None, error)\n"
+        f"    if isinstance(reply, BaseException):\n"
+        f"        return await self._multiplexed_slow(args, None, None, reply)\n"
+        f"    callback = _dict_get(self.response_callbacks, {command!r})\n"
+        f"    if callback is None:\n"
+        f"        return reply\n"
+        f"    value = callback(reply)\n"
+        f"    if id(callback) not in _BUILTIN and _isawaitable(value):\n"
+        f"        value = await value\n"
+        f"    return value\n"
+    )
+    namespace: Dict[str, Any] = {
+        "_PARENT": _aclient.Redis,
+        "_CONNECTION_ERRORS": _CONNECTION_ERRORS,
+        "_dict_get": dict.get,
+        "_BUILTIN": BUILTIN_CALLBACKS,
+        "_isawaitable": inspect.isawaitable,
+        "_observing": _redispy.async_observability_enabled,
+    }
+    exec(compile(source, f"<fastredis.asyncio.client.{method}>", "exec"), namespace)
+    func = namespace[method]
+    func.__qualname__ = f"Redis.{method}"
+    func.__doc__ = getattr(getattr(_aclient.Redis, method, None), "__doc__", None)
+    return func
+
+
+for _method, _row_spec in _sync_pipeline.HOT_COMMANDS.items():
+    setattr(Redis, _method, _make_hot(_method, *_row_spec))
+del _method, _row_spec
 
 StrictRedis = Redis
 

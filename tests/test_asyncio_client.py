@@ -459,3 +459,14 @@ def test_asyncio_tour_runs(run, acls, url) -> None:
     block = body[body.index("    # --- the drop-in asyncio client") : body.index("async def main()")]
     shown = textwrap.dedent(block).strip()
     assert shown in text, "docs/asyncio.md must show examples/asyncio_tour.py's tour() body verbatim"
+
+
+def test_public_asyncio_names_have_examples() -> None:
+    missing = []
+    for name in fastredis.asyncio.__all__:
+        obj = getattr(fastredis.asyncio, name)
+        if name in fastredis.asyncio._REDIS_ASYNCIO_NAMES or not callable(obj):
+            continue  # redis.asyncio's own names, re-exported unchanged
+        if ">>>" not in (obj.__doc__ or ""):
+            missing.append(name)
+    assert not missing, f"public names without a runnable example: {missing}"

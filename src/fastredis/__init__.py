@@ -21,6 +21,7 @@ import redis as _redis
 
 from . import exceptions
 from .client import Pipeline, Redis
+from .cluster import ClusterPipeline, RedisCluster
 from .exceptions import (
     ClosedError,
     FastRedisError,
@@ -81,6 +82,8 @@ __all__ = [
     "StrictRedis",
     "from_url",
     "Sentinel",
+    "RedisCluster",
+    "ClusterPipeline",
     "exceptions",
     "Pipeline",
     "LuaScript",

@@ -32,26 +32,32 @@ def run_bench(args: argparse.Namespace) -> int:
     from . import _bench
     from .server import RedisServer
 
-    cases = [c for c in _bench.CASES if not args.case or any(s.lower() in c.name.lower() for s in args.case)]
+    all_cases = _bench.CASES + _bench.CLUSTER_CASES
+    cases = [c for c in all_cases if not args.case or any(s.lower() in c.name.lower() for s in args.case)]
     if not cases:
-        _progress(f"no case matches {args.case!r}; cases: " + ", ".join(c.name for c in _bench.CASES))
+        _progress(f"no case matches {args.case!r}; cases: " + ", ".join(c.name for c in all_cases))
         return 2
     impls = _bench.client_classes()
+    cluster_impls = _bench.cluster_client_classes()
     if args.no_pure:
         impls.pop("fastredis-py")
+        cluster_impls.pop("fastredis-py")
     rounds = 2 if args.quick else None
     results: List[_bench.Result] = []
-    with RedisServer() as server:
+    with RedisServer() as server, _bench.cluster_for(cases) as cluster:
         _progress(f"redis-server on port {server.port}; {len(cases)} cases x {len(impls)} clients")
+        if cluster.port:
+            _progress(f"3-master cluster from port {cluster.port} for the cluster cases")
         total = len(cases) * len(impls)
         step = 0
         for case in cases:
             res = _bench.Result(case.name, case.target)
-            for name, cls in impls.items():
+            classes, port = (cluster_impls, cluster.port) if case.cluster else (impls, server.port)
+            for name, cls in classes.items():
                 step += 1
                 t0 = time.perf_counter()
                 _progress(f"[{step}/{total}] {case.name} :: {name} ...")
-                res.ops_per_s[name] = _bench.time_case(case, cls, server.port, rounds)
+                res.ops_per_s[name] = _bench.time_case(case, cls, port or 0, rounds)
                 _progress(f"          {res.ops_per_s[name]:,.0f} ops/s ({time.perf_counter() - t0:.1f}s)")
             results.append(res)
         ceiling = None

@@ -44,6 +44,9 @@ class Case:
     #: "" for the sync clients; "asyncio" or "uvloop" for the asyncio clients
     #: (then ``prepare`` is a coroutine function returning a coroutine function).
     loop: str = ""
+    #: Runs on a throwaway 3-master cluster with the cluster clients
+    #: (:func:`cluster_client_classes`) instead of one server.
+    cluster: bool = False
 
 
 def _keys(n: int) -> List[str]:
@@ -407,6 +410,82 @@ CASES: List[Case] = [
     Case("4 processes x GET loop (32k)", 32_000, _processes_get(32_000, 4), "≥ 1×"),
     *ASYNC_CASES,
 ]
+
+
+def _cluster_pipeline_mixed(n: int) -> Callable[[Any], Callable[[], Any]]:
+    keys = _keys(n // 4)
+
+    def prepare(c: Any) -> Callable[[], Any]:
+        def run() -> Any:
+            p = c.pipeline(transaction=False)
+            for i, k in enumerate(keys):
+                p.set(k, i)
+                p.incr(f"ctr:{i % 1000}")
+                p.hset(f"h:{i % 1000}", k, i)
+                p.get(k)
+            return p.execute()
+
+        return run
+
+    return prepare
+
+
+#: Cluster cases: pipelines over keys in every slot of a 3-master cluster,
+#: against redis-py's cluster pipeline (targets from the cluster issue).
+CLUSTER_CASES: List[Case] = [
+    Case("cluster pipeline 50k SET", 50_000, _pipeline_set(50_000), "≥ 5×", cluster=True),
+    Case("cluster pipeline 50k GET", 50_000, _pipeline_get(50_000), "≥ 4×", cluster=True),
+    Case("cluster pipeline 50k mixed (SET/INCR/HSET/GET)", 50_000, _cluster_pipeline_mixed(50_000), "≥ 3×", cluster=True),
+    Case("cluster batch() 50k SET", 50_000, _batch_set(50_000), "", cluster=True),
+    Case("cluster single-command GET loop 2k", 2_000, _single_get(2_000), "", cluster=True),
+]
+
+
+def cluster_client_classes() -> Dict[str, type]:
+    """The cluster clients compared: redis-py's, fastredis's, and fastredis
+    on its pure-Python twin."""
+    import redis.cluster
+
+    import fastredis
+    from fastredis import _resp_py
+    from fastredis.cluster import cluster_class_for
+
+    if not redis.utils.HIREDIS_AVAILABLE:
+        raise RuntimeError("redis-py must run with hiredis for a fair comparison: pip install hiredis")
+    return {
+        "redis-py": redis.cluster.RedisCluster,
+        "fastredis": fastredis.RedisCluster,
+        "fastredis-py": cluster_class_for(_resp_py),
+    }
+
+
+class cluster_for:
+    """Context manager: a throwaway 3-master cluster if any of ``cases`` needs
+    one (``.port`` its first node), else nothing (``.port`` None).
+
+    Example::
+
+        >>> with cluster_for([c for c in CASES if c.name == "pipeline 10k SET"]) as cl:
+        ...     cl.port is None
+        True
+    """
+
+    def __init__(self, cases: List[Case]) -> None:
+        self._needed = any(c.cluster for c in cases)
+        self._cluster: Any = None
+        self.port: Optional[int] = None
+
+    def __enter__(self) -> "cluster_for":
+        if self._needed:
+            from fastredis.server import RedisCluster
+
+            self._cluster = RedisCluster(3)
+            self.port = self._cluster.ports[0]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._cluster is not None:
+            self._cluster.stop()
 
 
 def client_classes() -> Dict[str, type]:

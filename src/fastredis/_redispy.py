@@ -45,6 +45,8 @@ __all__ = [
     "record_operation_duration",
     "record_error_count",
     "observability_enabled",
+    "record_success",
+    "record_failure",
     "single_connection_event",
     "AsyncHiredisParser",
     "ASYNC_PLAIN_CONNECTIONS",
@@ -216,6 +218,34 @@ def observability_enabled() -> bool:
     return _observability_on
 
 
+def record_success(conn: Any, command_name: str, start_time: float) -> None:
+    """redis-py's operation-duration metric for a command or pipeline that
+    succeeded (call it when :func:`observability_enabled`)."""
+    import time
+
+    record_operation_duration(
+        command_name=command_name,
+        duration_seconds=time.monotonic() - start_time,
+        server_address=getattr(conn, "host", None),
+        server_port=getattr(conn, "port", None),
+        db_namespace=str(getattr(conn, "db", "")),
+    )
+
+
+def record_failure(conn: Any, error: BaseException, retry_attempts: int) -> None:
+    """redis-py's error-count metric for a command or pipeline that failed
+    (call it when :func:`observability_enabled`)."""
+    record_error_count(
+        server_address=getattr(conn, "host", None),
+        server_port=getattr(conn, "port", None),
+        network_peer_address=getattr(conn, "host", None),
+        network_peer_port=getattr(conn, "port", None),
+        error_type=error,
+        retry_attempts=retry_attempts,
+        is_internal=False,
+    )
+
+
 def single_connection_event(client: Any) -> None:
     """Dispatch redis-py's event for a client that built its single connection."""
     try:
@@ -336,6 +366,56 @@ if PROBLEMS:
         "fastredis: the installed redis-py differs from what fastredis hooks into ("
         + "; ".join(PROBLEMS)
         + "); fastredis falls back to redis-py's own code paths, which are correct but slower.",
+        RedisPyCompatWarning,
+        stacklevel=2,
+    )
+
+
+# -- redis.cluster (fastredis.cluster) ---------------------------------------
+#: redis.cluster problems: the cluster client then runs redis-py's own code
+#: (node clients, pipelines); the single-node fast path is unaffected.
+CLUSTER_PROBLEMS: List[str] = []
+try:
+    import redis.cluster as _cluster
+
+    for _name in ("ClusterPipeline", "TransactionStrategy", "PipelineStrategy", "PipelineCommand", "NodesManager",
+                  "ClusterNode", "PIPELINE_BLOCKED_COMMANDS", "PRIMARY", "CommandPolicies", "RequestPolicy",
+                  "ResponsePolicy", "RedisClusterException"):
+        if not hasattr(_cluster, _name):
+            CLUSTER_PROBLEMS.append(f"redis.cluster.{_name} is missing")
+    if not CLUSTER_PROBLEMS:
+        for _cls, _names in (
+            (_cluster.RedisCluster, ("_execute_command", "_should_reinitialized", "_get_command_keys", "get_redis_connection")),
+            (_cluster.NodesManager, ("create_redis_node", "create_redis_connections", "initialize", "move_slot",
+                                     "get_node", "get_node_from_slot", "move_node_to_end_of_cached_nodes")),
+            (_cluster.PipelineStrategy, ("_determine_nodes", "_is_nodes_flag", "_parse_target_nodes", "execute")),
+            (_cluster.TransactionStrategy, ("_execute_transaction", "_execute_transaction_with_retries",
+                                            "_get_client_and_connection_for_transaction", "_reinitialize_on_error",
+                                            "_immediate_execute_command", "_send_command_parse_response")),
+        ):
+            for _name in _names:
+                if not callable(getattr(_cls, _name, None)):
+                    CLUSTER_PROBLEMS.append(f"redis.cluster.{_cls.__name__}.{_name} is missing")
+        for _func, _expected in (
+            (_cluster.NodesManager.create_redis_node, ["self", "host", "port"]),
+            (_cluster.RedisCluster._execute_command, ["self", "target_node"]),
+            (_cluster.ClusterPipeline.__init__, ["self", "nodes_manager", "commands_parser"]),
+        ):
+            _got = list(inspect.signature(_func).parameters)
+            if _got[: len(_expected)] != _expected:
+                CLUSTER_PROBLEMS.append(f"{_func.__qualname__} takes {_got}, expected {_expected} first")
+        if not hasattr(_cluster.TransactionStrategy, "SLOT_REDIRECT_ERRORS"):
+            CLUSTER_PROBLEMS.append("redis.cluster.TransactionStrategy.SLOT_REDIRECT_ERRORS is missing")
+except ImportError as _e:  # pragma: no cover
+    CLUSTER_PROBLEMS.append(f"redis.cluster: {_e}")
+
+#: Whether fastredis.RedisCluster may use its fast node clients and pipelines.
+CLUSTER_FAST_PATH = FAST_PATH and not CLUSTER_PROBLEMS
+if CLUSTER_PROBLEMS:
+    warnings.warn(
+        "fastredis: the installed redis-py's cluster module differs from what fastredis.RedisCluster hooks into ("
+        + "; ".join(CLUSTER_PROBLEMS)
+        + "); fastredis.RedisCluster falls back to redis-py's own cluster code, which is correct but slower.",
         RedisPyCompatWarning,
         stacklevel=2,
     )

@@ -45,6 +45,7 @@ __all__ = ["Redis", "Pipeline", "FastParser", "client_class_for", "execute_comma
 
 _REDIS_INIT = inspect.signature(redis.Redis.__init__)
 _DEFAULT_BULK = FastParser.max_bulk_len
+_SEND_COMMAND = redis.connection.Connection.send_command
 
 
 class Redis(redis.Redis):
@@ -155,25 +156,11 @@ class Redis(redis.Redis):
                 getattr(self, "retry_writes", False),
             )
             if _redispy.observability_enabled():
-                _redispy.record_operation_duration(
-                    command_name=command_name,
-                    duration_seconds=time.monotonic() - start_time,
-                    server_address=getattr(conn, "host", None),
-                    server_port=getattr(conn, "port", None),
-                    db_namespace=str(getattr(conn, "db", "")),
-                )
+                _redispy.record_success(conn, command_name, start_time)
             return result
         except Exception as e:
             if _redispy.observability_enabled():
-                _redispy.record_error_count(
-                    server_address=getattr(conn, "host", None),
-                    server_port=getattr(conn, "port", None),
-                    network_peer_address=getattr(conn, "host", None),
-                    network_peer_port=getattr(conn, "port", None),
-                    error_type=e,
-                    retry_attempts=attempts[0],
-                    is_internal=False,
-                )
+                _redispy.record_failure(conn, e, attempts[0])
             raise
         finally:
             try:
@@ -187,7 +174,17 @@ class Redis(redis.Redis):
                     pool.release(conn)
 
     def _send_command_parse_response(self, conn: Any, command_name: str, *args: Any, **options: Any) -> Any:
-        if command_name in _SPECIAL_COMMANDS or type(conn) not in _FAST_TYPES or not isinstance(conn._parser, FastParser):
+        # redis-py's own path for connections we do not drive, and for a
+        # send_command that someone patched (tests, instrumentation): they see
+        # every command, as with redis-py. Ours skips its per-command HIMPORT
+        # parsing and one frame.
+        if (
+            command_name in _SPECIAL_COMMANDS
+            or type(conn) not in _FAST_TYPES
+            or type(conn).send_command is not _SEND_COMMAND
+            or "send_command" in conn.__dict__
+            or not isinstance(conn._parser, FastParser)
+        ):
             return super()._send_command_parse_response(conn, command_name, *args, **options)
         conn.send_packed_command([self.parser_class.core.pack_command(args, conn.encoder.encoding, conn.encoder.encoding_errors)])
         return self.parse_response(conn, command_name, **options)

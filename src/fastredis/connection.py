@@ -38,7 +38,7 @@ from . import _redispy, _resp
 from ._redispy import NOT_ENOUGH_DATA, SENTINEL, HiredisParser
 from .exceptions import ProtocolError
 
-__all__ = ["FastParser", "read_replies", "is_fast_connection", "install_fast_parser", "SPIN_SECONDS"]
+__all__ = ["FastParser", "FastPacker", "read_replies", "is_fast_connection", "install_fast_parser", "SPIN_SECONDS"]
 
 
 def _spin_seconds() -> float:
@@ -194,9 +194,35 @@ class FastParser(HiredisParser):  # type: ignore[misc,valid-type]
     def _reply_error(self, message: str) -> Exception:
         self.error_count += 1
         error = self.parse_error(message)
+        # A reply, even one redis-py maps to ConnectionError (LOADING, auth
+        # failures, max clients): the server answered, so the write-retry
+        # policy knows the outcome.
+        error.server_reply = True  # type: ignore[attr-defined]
         if isinstance(error, ConnectionError) and self.connection_error is None:
             self.connection_error = error  # e.g. LOADING: raised after the batch
         return error
+
+
+class FastPacker:
+    """redis-py's ``command_packer`` interface over the core encoder: single
+    commands go through redis-py's own ``Connection.send_command`` (so
+    subclasses, patches and mocks of it see them) with fastredis's encoding.
+
+    Example::
+
+        >>> FastPacker().pack("SET", "k", 1.5)[0].split()
+        [b'*3', b'$3', b'SET', b'$1', b'k', b'$3', b'1.5']
+    """
+
+    __slots__ = ("encoding", "errors", "_pack")
+
+    def __init__(self, encoding: str = "utf-8", errors: str = "strict", core: Any = _resp) -> None:
+        self.encoding = encoding
+        self.errors = errors
+        self._pack = core.pack_command
+
+    def pack(self, *args: Any) -> List[bytes]:
+        return [self._pack(args, self.encoding, self.errors)]
 
 
 def is_fast_connection(conn: Any) -> bool:
@@ -218,7 +244,8 @@ def is_fast_connection(conn: Any) -> bool:
 
 
 def install_fast_parser(pool: Any, parser_class: type = FastParser) -> bool:
-    """Give ``pool``'s new connections ``parser_class``; True if it did.
+    """Give ``pool``'s new connections ``parser_class`` and the core's
+    encoder (:class:`FastPacker`); True if it did.
 
     Only pools of plain, TLS, unix-socket or Sentinel-managed connections
     with redis-py's default parser qualify; user connection classes, user
@@ -241,6 +268,8 @@ def install_fast_parser(pool: Any, parser_class: type = FastParser) -> bool:
         if current is parser_class:
             return True
     kw["parser_class"] = parser_class
+    if kw.get("command_packer") is None or isinstance(kw["command_packer"], FastPacker):
+        kw["command_packer"] = FastPacker(kw.get("encoding", "utf-8"), kw.get("encoding_errors", "strict"), parser_class.core)
     return True
 
 

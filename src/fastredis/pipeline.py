@@ -305,25 +305,13 @@ class Pipeline(redis.client.Pipeline):
                 transaction=transaction,
             )
         except Exception as e:
-            _redispy.record_error_count(
-                server_address=getattr(conn, "host", None),
-                server_port=getattr(conn, "port", None),
-                network_peer_address=getattr(conn, "host", None),
-                network_peer_port=getattr(conn, "port", None),
-                error_type=e,
-                retry_attempts=attempts[0],
-                is_internal=False,
-            )
+            if _redispy.observability_enabled():
+                _redispy.record_failure(conn, e, attempts[0])
             raise
         finally:
             self.reset()
-        _redispy.record_operation_duration(
-            command_name=operation_name,
-            duration_seconds=time.monotonic() - start_time,
-            server_address=getattr(conn, "host", None),
-            server_port=getattr(conn, "port", None),
-            db_namespace=str(getattr(conn, "db", "")),
-        )
+        if _redispy.observability_enabled():
+            _redispy.record_success(conn, operation_name, start_time)
         return response
 
     def _row(self, i: int) -> Tuple[Any, ...]:

@@ -35,7 +35,8 @@ import socket
 import time
 from typing import Any, Awaitable, Callable, Iterable, List, Optional, Sequence, Set, TypeVar
 
-from redis.exceptions import ConnectionError, TimeoutError
+from redis.exceptions import AuthenticationError, BusyLoadingError, ConnectionError, TimeoutError
+from redis.connection import Connection as _Connection
 from redis.retry import Retry as _Retry
 
 from ._readonly_commands import READONLY
@@ -61,7 +62,11 @@ _CONTAINERS = frozenset(name.split("|", 1)[0] for name in _IDEMPOTENT if "|" in 
 _SCRIPT_COMMANDS = frozenset({"EVALSHA", "EVAL"})
 # SHA1 (hex, lower case) of every Lua script declared idempotent.
 _IDEMPOTENT_SHAS: Set[str] = set()
+_SEND_COMMAND = _Connection.send_command
 _CONNECTION_ERRORS = (ConnectionError, TimeoutError, socket.timeout)
+# Error replies redis-py raises as ConnectionError (also from parsers that do
+# not mark replies, see FastParser._reply_error).
+_REFUSALS = (BusyLoadingError, AuthenticationError)
 
 
 def register_idempotent_script(sha: str) -> None:
@@ -195,7 +200,7 @@ def call_with_policy(
             written = True
             return do()
         except supported as error:
-            if written and not retry_writes and isinstance(error, _CONNECTION_ERRORS) and not _resendable(commands, transaction):
+            if written and not retry_writes and _lost(error) and not _resendable(commands, transaction):
                 raise _held_back(conn, error, commands, transaction) from error
             failures += 1
             fail(error, failures)
@@ -206,6 +211,16 @@ def call_with_policy(
                 time.sleep(pause)
 
 
+def _lost(error: BaseException) -> bool:
+    """Whether ``error`` leaves a command's outcome unknown: a lost
+    connection or a timeout, not an error reply that redis-py happens to map
+    to ``ConnectionError`` (LOADING, AUTH failures, max clients): the server
+    answered those, and did not run the command."""
+    return isinstance(error, _CONNECTION_ERRORS) and not (
+        getattr(error, "server_reply", False) or isinstance(error, _REFUSALS)
+    )
+
+
 def _ready(conn: Any) -> None:
     """Connect, drop a connection the server closed while idle, health-check:
     a failure here is known to come before any byte of the command."""
@@ -214,8 +229,14 @@ def _ready(conn: Any) -> None:
     elif conn._parser.peer_closed():
         conn.disconnect()
         raise ConnectionError("Connection closed by server.")
-    if conn.health_check_interval:
+    if conn.health_check_interval and _own_send(conn):
+        # Before the command, so a failing PING is known to precede it. A
+        # patched send_command keeps redis-py's order (PING inside it).
         conn.check_health()
+
+
+def _own_send(conn: Any) -> bool:
+    return type(conn).send_command is _SEND_COMMAND and "send_command" not in conn.__dict__
 
 
 def _listed(commands: Any) -> Iterable[Sequence[Any]]:
@@ -255,7 +276,7 @@ def _call_with_user_retry(
         return do()
 
     def retryable(error: Exception) -> bool:
-        if retry_writes or not state[0] or not isinstance(error, _CONNECTION_ERRORS) or _resendable(commands, transaction):
+        if retry_writes or not state[0] or not _lost(error) or _resendable(commands, transaction):
             return True
         state[1] = True
         return False

@@ -206,9 +206,10 @@ def execute(client: Any, command: Sequence[Any], **options: Any) -> Any:
 
 def pipeline_for(client: Any, transaction: bool = False) -> Any:
     """A pipeline on ``client`` that runs under the write-retry policy: the
-    client's own for fastredis and cluster clients, a fastredis
+    client's own for fastredis clients, a fastredis
     :class:`~fastredis.pipeline.Pipeline` on the same pool for a plain
-    ``redis.Redis``.
+    ``redis.Redis``, a :class:`~fastredis.cluster.ClusterPipeline` on the
+    same nodes for a plain ``redis.cluster.RedisCluster``.
 
     Example::
 
@@ -220,9 +221,12 @@ def pipeline_for(client: Any, transaction: bool = False) -> Any:
         >>> server.stop()
     """
     from .client import Redis
+    from .cluster import ClusterPipeline, RedisCluster
     from .pipeline import Pipeline
 
     _not_a_pipeline(client)
+    if isinstance(client, redis.cluster.RedisCluster) and not isinstance(client, RedisCluster):
+        return ClusterPipeline.for_client(client, transaction)
     if isinstance(client, Redis) or not isinstance(client, redis.Redis):
         return client.pipeline(transaction=transaction)
     return Pipeline(client.connection_pool, client.response_callbacks, transaction, None)
@@ -257,6 +261,8 @@ def run_pipeline(pipe: Any, raise_on_error: bool = True) -> List[Any]:
         [1, True, 2]
         >>> server.stop()
     """
+    if isinstance(pipe, redis.cluster.ClusterPipeline) and not hasattr(pipe, "fresh"):
+        raise TypeError("run_pipeline needs a fastredis pipeline: build it with pipeline_for(client)")
     stack = _rows(pipe)
     replies = pipe.execute(raise_on_error=False)
     missing = _noscript_slots(stack, replies)
@@ -328,8 +334,11 @@ def _known_scripts(stack: Sequence[Any], missing: Sequence[int]) -> Dict[str, Op
 
 
 def _retry_pipeline(pipe: Any) -> Any:
+    from .cluster import ClusterPipeline
     from .pipeline import Pipeline
 
+    if isinstance(pipe, ClusterPipeline):
+        return pipe.fresh()
     if isinstance(pipe, Pipeline):
         again = type(pipe)(pipe.connection_pool, pipe.response_callbacks, False, None)
         again.retry_writes = pipe.retry_writes
@@ -400,8 +409,8 @@ def _run_plan(client: Any, plan: Plan[T]) -> T:
                 raise
             reply = error
         return plan.interpret([reply])
-    if isinstance(client, redis.cluster.RedisCluster):
-        return plan.interpret(_run_on_nodes(client, plan))
+    # On a cluster client this is one cluster pipeline: every node written
+    # before any is read, NOSCRIPT repaired on every primary.
     return plan.interpret(_run_calls(pipeline_for(client, plan.transaction), calls, plan))
 
 
@@ -411,22 +420,6 @@ def _run_calls(pipe: Any, calls: Sequence[Call], plan: Plan[Any]) -> List[Any]:
             pipe.scripts.add(call.script)  # NOSCRIPT inside EXEC cannot be retried: preload
         pipe.execute_command(*call.args, **call.options)
     return run_pipeline(pipe, plan.raise_on_error)
-
-
-def _run_on_nodes(cluster: Any, plan: Plan[Any]) -> List[Any]:
-    """A plan on a ``redis.cluster.RedisCluster``: each node gets its calls
-    (each call's keys share a slot) in one pipeline of its own, node after
-    node, with NOSCRIPT repaired per node."""
-    by_node: Dict[str, Tuple[Any, List[int]]] = {}
-    for i, call in enumerate(plan.calls):
-        node = cluster.nodes_manager.get_node_from_slot(cluster.determine_slot(*call.args))
-        by_node.setdefault(node.name, (node, []))[1].append(i)
-    replies: List[Any] = [None] * len(plan.calls)
-    for node, positions in by_node.values():
-        pipe = pipeline_for(cluster.get_redis_connection(node), plan.transaction)
-        for i, reply in zip(positions, _run_calls(pipe, [plan.calls[i] for i in positions], plan)):
-            replies[i] = reply
-    return replies
 
 
 def _call(client: Any, call: Call) -> Any:

@@ -863,29 +863,52 @@ class RedisSentinel:
 
 
 class RedisCluster:
-    """A Redis Cluster of ``masters`` throwaway servers, slots split evenly.
+    """A Redis Cluster of ``masters`` throwaway servers, slots split evenly,
+    each with ``replicas`` replicas.
+
+    ``node_timeout`` (ms) is the servers' ``cluster-node-timeout``: how long
+    a master may be unreachable before its replica is promoted. Helpers for
+    fault tests: :meth:`master_ports`, :meth:`replica_ports`,
+    :meth:`server`, :meth:`node_id`, :meth:`wait_ok`.
 
     Example::
 
         >>> from redis.cluster import RedisCluster as ClusterClient
-        >>> with RedisCluster(3) as cluster:
+        >>> with RedisCluster(1, replicas=1) as cluster:
         ...     rc = ClusterClient(host=cluster.host, port=cluster.ports[0])
-        ...     rc.set("{user1}:a", 1)
-        True
+        ...     rc.set("{user1}:a", 1), len(rc.get_replicas())
+        (True, 1)
     """
 
-    def __init__(self, masters: int = 3, *extra_args: str, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        masters: int = 3,
+        *extra_args: str,
+        replicas: int = 0,
+        node_timeout: int = 5000,
+        host: str = "127.0.0.1",
+    ) -> None:
         if masters < 1:
             raise ValueError("a cluster needs at least one master")
+        if replicas < 0:
+            raise ValueError("replicas must be >= 0")
         self.host = host
+        self.masters = masters
+        self.replicas = replicas
         self.servers: List[RedisServer] = []
         try:
-            for _ in range(masters):
+            for _ in range(masters * (1 + replicas)):
                 self.servers.append(
                     RedisServer(
                         "--cluster-enabled", "yes",
                         "--cluster-config-file", "nodes.conf",
-                        "--cluster-node-timeout", "5000",
+                        "--cluster-node-timeout", str(int(node_timeout)),
+                        # Replicas sync at once (the default waits 5 s for more), and
+                        # show in CLUSTER SLOTS within a second: a replica is listed
+                        # once its offset is non-zero, which an idle master advances
+                        # only with its periodic PING (every 10 s by default).
+                        "--repl-diskless-sync-delay", "0",
+                        "--repl-ping-replica-period", "1",
                         *extra_args,
                         host=host,
                     )
@@ -897,28 +920,136 @@ class RedisCluster:
 
     @property
     def ports(self) -> List[int]:
+        """Every server's port: the masters first (as formed), then the replicas."""
         return [s.port for s in self.servers]
 
+    def _client(self, port: int) -> "redis.Redis":
+        return redis.Redis(host=self.host, port=port, decode_responses=True, socket_timeout=5)
+
+    def server(self, port: int) -> RedisServer:
+        """The :class:`RedisServer` listening on ``port``."""
+        for s in self.servers:
+            if s.port == port:
+                return s
+        raise KeyError(f"no server of this cluster on port {port}")
+
+    def node_id(self, port: int) -> str:
+        """The cluster node id of the server on ``port``."""
+        with self._client(port) as c:
+            return str(c.execute_command("CLUSTER MYID"))
+
+    def master_ports(self) -> List[int]:
+        """Ports of the servers that are masters now (running ones only)."""
+        return [p for p, role in self._roles().items() if role == "master"]
+
+    def replica_ports(self, master_port: Optional[int] = None) -> List[int]:
+        """Ports of the running replicas (of ``master_port`` if given)."""
+        out = []
+        for s in self.servers:
+            if s.process is None or s.process.poll() is not None:
+                continue
+            with self._client(s.port) as c:
+                info = c.info("replication")
+            if info.get("role") == "slave" and (master_port is None or int(info.get("master_port", -1)) == master_port):
+                out.append(s.port)
+        return out
+
+    def _roles(self) -> "dict[int, str]":
+        roles = {}
+        for s in self.servers:
+            if s.process is None or s.process.poll() is not None:
+                continue
+            with self._client(s.port) as c:
+                roles[s.port] = str(c.info("replication").get("role"))
+        return roles
+
     def _form(self) -> None:
-        nodes = [redis.Redis(host=self.host, port=s.port) for s in self.servers]
-        per = 16384 // len(nodes)
-        for i, node in enumerate(nodes):
-            lo = i * per
-            hi = 16383 if i == len(nodes) - 1 else (i + 1) * per - 1
-            node.execute_command("CLUSTER ADDSLOTS", *range(lo, hi + 1))
-        for node in nodes[1:]:
-            node.execute_command("CLUSTER MEET", self.host, self.servers[0].port)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            states = [n.execute_command("CLUSTER INFO") for n in nodes]
-            if all(_cluster_ok(s) for s in states):
-                for n in nodes:
-                    n.close()
-                return
+        nodes = [self._client(s.port) for s in self.servers]
+        try:
+            masters = nodes[: self.masters]
+            per = 16384 // len(masters)
+            for i, node in enumerate(masters):
+                lo = i * per
+                hi = 16383 if i == len(masters) - 1 else (i + 1) * per - 1
+                node.execute_command("CLUSTER ADDSLOTS", *range(lo, hi + 1))
+            for node in nodes[1:]:
+                node.execute_command("CLUSTER MEET", self.host, self.servers[0].port)
+            if self.replicas:
+                ids = [str(m.execute_command("CLUSTER MYID")) for m in masters]
+                deadline = time.monotonic() + 30
+                for k, node in enumerate(nodes[self.masters:]):
+                    master_id = ids[k % self.masters]
+                    while True:  # the replica must first learn of its master through gossip
+                        try:
+                            node.execute_command("CLUSTER REPLICATE", master_id)
+                            break
+                        except redis.ResponseError:
+                            if time.monotonic() > deadline:
+                                raise
+                            time.sleep(0.05)
+            self.wait_ok(30)
+            deadline = time.monotonic() + 30
+            for node in nodes[self.masters:]:
+                while node.info("replication").get("master_link_status") != "up":
+                    if time.monotonic() > deadline:
+                        raise RuntimeError("a replica did not sync with its master in 30s")
+                    time.sleep(0.05)
+        finally:
+            for n in nodes:
+                n.close()
+
+    def _live_replicas_per_master(self) -> int:
+        # Only while every server runs: after a kill, a promoted shard may
+        # have fewer replicas than it was formed with.
+        if all(s.process is not None and s.process.poll() is None for s in self.servers):
+            return self.replicas
+        return 0
+
+    def wait_ok(self, timeout: float = 30.0) -> None:
+        """Wait until every running node reports ``cluster_state:ok``, all
+        16384 slots served, and every node agrees on who serves them."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                states = []
+                views = set()
+                for s in self.servers:
+                    if s.process is None or s.process.poll() is not None:
+                        continue
+                    with self._client(s.port) as c:
+                        states.append(c.execute_command("CLUSTER INFO"))
+                        slots = c.execute_command("CLUSTER SLOTS")
+                        views.add(tuple(sorted((int(r[0]), int(r[1]), int(r[2][1]), len(r) - 3) for r in slots)))
+                full = all(r[3] >= self._live_replicas_per_master() for v in views for r in v)
+                if states and all(_cluster_ok(x) for x in states) and len(views) == 1 and full:
+                    return
+            except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError):
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"cluster did not reach cluster_state:ok in {timeout}s")
             time.sleep(0.05)
-        raise RuntimeError("cluster did not reach cluster_state:ok in 30s")
+
+    _shared: "Optional[RedisCluster]" = None
+
+    @classmethod
+    def shared(cls) -> "RedisCluster":
+        """One 3-master cluster for this process, started on first use and
+        stopped at exit: for examples that only need some cluster.
+
+        Example::
+
+            >>> RedisCluster.shared() is RedisCluster.shared()
+            True
+        """
+        if cls._shared is None or any(s.process is None for s in cls._shared.servers):
+            import atexit
+
+            cls._shared = cls(3)
+            atexit.register(cls._shared.stop)
+        return cls._shared
 
     def stop(self) -> None:
+        """Stop every server of the cluster. Safe to call twice."""
         for s in self.servers:
             s.stop()
 

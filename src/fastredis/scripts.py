@@ -42,6 +42,7 @@ import redis.cluster
 from redis.client import Pipeline as _RedisPipeline
 from redis.exceptions import NoScriptError, ResponseError
 
+from .patterns._clients import is_cluster
 from .patterns._plan import Call, FanOut, Invoke, Listen, Operation, Plan, Sleep, Subscribe
 from .retry_policy import register_idempotent_script
 
@@ -555,11 +556,16 @@ async def _arun_plan(client: Any, plan: Plan[T]) -> T:
             reply = error
         return plan.interpret([reply])
     pipe = apipeline_for(client, plan.transaction)
+    scripts = getattr(pipe, "scripts", None)
     for call in calls:
         if call.script is not None and plan.transaction:
-            pipe.scripts.add(call.script)
+            if scripts is None:  # an asyncio cluster pipeline: load before MULTI, on every primary
+                await aexecute(client, ("SCRIPT LOAD", call.script._encoded))
+            else:
+                scripts.add(call.script)
         pipe.execute_command(*call.args, **call.options)
-    return plan.interpret(await arun_pipeline(client, pipe, plan.raise_on_error))
+    stack = [call.args for call in calls]
+    return plan.interpret(await arun_pipeline(client, pipe, plan.raise_on_error, stack))
 
 
 async def _acall(client: Any, call: Call) -> Any:
@@ -640,9 +646,12 @@ def apipeline_for(client: Any, transaction: bool = False) -> Any:
     return FastAsyncPipeline(client.connection_pool, client.response_callbacks, transaction, None)
 
 
-async def arun_pipeline(client: Any, pipe: Any, raise_on_error: bool = True) -> List[Any]:
+async def arun_pipeline(client: Any, pipe: Any, raise_on_error: bool = True,
+                        stack: Optional[List[Tuple[Any, ...]]] = None) -> List[Any]:
     """The asyncio twin of :func:`run_pipeline` (``client`` made ``pipe``): only
     the EVALSHA calls answered NOSCRIPT are re-sent, after SCRIPT LOAD.
+    ``stack`` lists the staged commands when the pipeline does not expose
+    them (an asyncio cluster pipeline).
 
     Example::
 
@@ -662,12 +671,17 @@ async def arun_pipeline(client: Any, pipe: Any, raise_on_error: bool = True) -> 
         ...     asyncio.run(main(server.port))
         [1, True, 2]
     """
-    stack = _rows(pipe)
+    if stack is None:
+        stack = _rows(pipe)
     replies = await pipe.execute(raise_on_error=False)
     missing = _noscript_slots(stack, replies)
     if missing:
         loads, resend = _repair(stack, missing)
         retry = apipeline_for(client, False)
+        if is_cluster(client):  # SCRIPT LOAD has no key to route by: every primary, first
+            for script in loads:
+                await aexecute(client, ("SCRIPT LOAD", script._encoded))
+            loads = []
         for script in loads:
             retry.execute_command("SCRIPT LOAD", script._encoded)
         for command in resend:

@@ -434,8 +434,26 @@ def _call(client: Any, call: Call) -> Any:
         return execute(client, call.args, **call.options)
 
 
-class _Effects:
-    """The sync answers to effects: sleeping, user code, a private pub/sub wait."""
+def _confirmation(timeout: Optional[float]) -> Any:
+    """Waiting for a SUBSCRIBE confirmation, without I/O: yields how long to
+    wait for the next message, gets it (or None), returns True once
+    confirmed, False when ``timeout`` ran out."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        message = yield 1.0 if deadline is None else max(0.0, deadline - time.monotonic())
+        if message is not None and message.get("type") == "subscribe":
+            return True
+        if deadline is not None and time.monotonic() >= deadline:
+            return False
+
+
+def _heard(message: Any) -> bool:
+    return message is not None and message.get("type") == "message"
+
+
+class _EffectsBase:
+    """What a runner needs to answer effects: its client, Redlock's fan-out,
+    and the operation's private pub/sub connection (closed when it ends)."""
 
     __slots__ = ("client", "fan_out", "pubsub")
 
@@ -443,6 +461,12 @@ class _Effects:
         self.client = client
         self.fan_out = fan_out
         self.pubsub: Any = None
+
+
+class _Effects(_EffectsBase):
+    """The sync answers to effects: sleeping, user code, a private pub/sub wait."""
+
+    __slots__ = ()
 
     def answer(self, item: Any) -> Any:
         if isinstance(item, Plan):
@@ -468,15 +492,13 @@ class _Effects:
             return None
         pubsub = self.pubsub = make()
         pubsub.subscribe(channel)  # an unreachable server raises here, to the caller
-        deadline = None if timeout is None else time.monotonic() + timeout
+        steps = _confirmation(timeout)
         try:
+            wait = next(steps)
             while True:
-                wait = 1.0 if deadline is None else max(0.0, deadline - time.monotonic())
-                message = pubsub.get_message(timeout=wait)
-                if message is not None and message.get("type") == "subscribe":
-                    return True
-                if deadline is not None and time.monotonic() >= deadline:
-                    return False
+                wait = steps.send(pubsub.get_message(timeout=wait))
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
         except redis.exceptions.ConnectionError:
             self.close()
             return False
@@ -489,7 +511,7 @@ class _Effects:
         except redis.exceptions.ConnectionError:
             self.close()
             return None
-        return message is not None and message.get("type") == "message"
+        return _heard(message)
 
     def close(self) -> None:
         pubsub, self.pubsub = self.pubsub, None
@@ -690,15 +712,10 @@ async def arun_pipeline(client: Any, pipe: Any, raise_on_error: bool = True,
     return _checked(stack, replies, raise_on_error)
 
 
-class _AsyncEffects:
+class _AsyncEffects(_EffectsBase):
     """The asyncio answers to effects (see :class:`_Effects`)."""
 
-    __slots__ = ("client", "fan_out", "pubsub")
-
-    def __init__(self, client: Any, fan_out: Optional[Callable[[FanOut], Any]]) -> None:
-        self.client = client
-        self.fan_out = fan_out
-        self.pubsub: Any = None
+    __slots__ = ()
 
     async def answer(self, item: Any) -> Any:
         import asyncio
@@ -727,15 +744,13 @@ class _AsyncEffects:
             return None
         pubsub = self.pubsub = make()
         await pubsub.subscribe(channel)
-        deadline = None if timeout is None else time.monotonic() + timeout
+        steps = _confirmation(timeout)
         try:
+            wait = next(steps)
             while True:
-                wait = 1.0 if deadline is None else max(0.0, deadline - time.monotonic())
-                message = await pubsub.get_message(timeout=wait)
-                if message is not None and message.get("type") == "subscribe":
-                    return True
-                if deadline is not None and time.monotonic() >= deadline:
-                    return False
+                wait = steps.send(await pubsub.get_message(timeout=wait))
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
         except redis.exceptions.ConnectionError:
             await self.close()
             return False
@@ -748,7 +763,7 @@ class _AsyncEffects:
         except redis.exceptions.ConnectionError:
             await self.close()
             return None
-        return message is not None and message.get("type") == "message"
+        return _heard(message)
 
     async def close(self) -> None:
         pubsub, self.pubsub = self.pubsub, None

@@ -227,6 +227,11 @@ class _CachePlans:
         self._inflight = self._state.inflight
         self._closed = False
         self._pid = os.getpid()
+        FORKS.add(self)
+        self._open()
+
+    def _open(self) -> None:
+        """The shell's part of construction: single-flight and tracking."""
 
     # ------------------------------------------------------------------ state
     @property
@@ -788,25 +793,11 @@ class TieredCache(_CachePlans):
         >>> cache.close(); server.stop()
     """
 
-    def __init__(
-        self,
-        client: Any,
-        *,
-        prefix: str = "cache",
-        ttl: float = 3600,
-        local_ttl: Optional[float] = None,
-        local_maxsize: int = 10_000,
-        serializer: Union[str, Serializer, None] = "json",
-        lease_ttl: float = 10.0,
-        beta: float = 1.0,
-    ) -> None:
-        super().__init__(client, prefix=prefix, ttl=ttl, local_ttl=local_ttl, local_maxsize=local_maxsize,
-                         serializer=serializer, lease_ttl=lease_ttl, beta=beta)
+    def _open(self) -> None:
         self._flights: Dict[str, _Flight] = {}
         self._flights_lock = threading.Lock()
         self._thread: Optional[threading.Thread] = None
         self._stop: Optional[threading.Event] = None
-        FORKS.add(self)
         if self._l1_enabled:
             self._start_tracking(wait=2.0)
 
@@ -879,9 +870,9 @@ class TieredCache(_CachePlans):
             42
             >>> cache.close(); server.stop()
         """
-        e = self._l1.get(key)  # type: ignore[arg-type]
-        if e is not None and e[1] > _monotonic() and (e[2] is None or self._state.stamps_ok(e[2])):
-            return e[0]  # type: ignore[no-any-return]
+        hit = self._state.lookup(key)  # type: ignore[arg-type]
+        if hit is not MISSING:
+            return hit  # type: ignore[no-any-return]
         tag_list = self._load_args(loader, ttl, tags, negative_ttl)
         ck = _canonical(key)
         self._ensure_tracking()

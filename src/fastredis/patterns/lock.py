@@ -40,7 +40,7 @@ from ..scripts import LuaScript, run
 from ._clients import check_sync_client
 from ._plan import Call, Listen, Plan, Sleep, Steps, Subscribe, script_call, sync_operation
 
-__all__ = ["Lock", "fenced_write", "fence_key_for", "plan_fenced_write"]
+__all__ = ["Lock", "fenced_write", "fence_key_for", "plan_fenced_write", "SyncHold", "AsyncHold"]
 
 log = logging.getLogger("fastredis.lock")
 
@@ -181,6 +181,66 @@ def keep_body_error(exc_type: Any) -> Iterator[None]:
     except LockNotOwnedError:
         if exc_type is None:
             raise
+
+
+class _Hold:
+    key: str
+
+    def _not_taken(self) -> str:
+        return f"could not acquire {self.key!r}"
+
+
+class SyncHold(_Hold):
+    """``with`` for a lock shell: acquire (LockError if not taken), then release
+    on exit if held here, without masking an exception from the body.
+
+    Example::
+
+        >>> class Fake(SyncHold):
+        ...     token, key, _pid = None, "k", os.getpid()
+        ...     def acquire(self): self.token = "t"; return True
+        ...     def release(self): self.token = None
+        >>> with Fake() as held: held.token
+        't'
+    """
+
+    def __enter__(self) -> Any:
+        if not self.acquire():  # type: ignore[attr-defined]
+            raise LockError(self._not_taken())
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if held_here(self):
+            with keep_body_error(exc_type):
+                self.release()  # type: ignore[attr-defined]
+
+
+class AsyncHold(_Hold):
+    """``async with`` for an asyncio lock shell (see :class:`SyncHold`).
+
+    Example::
+
+        >>> import asyncio
+        >>> class Fake(AsyncHold):
+        ...     token, key, _pid = None, "k", os.getpid()
+        ...     async def acquire(self): self.token = "t"; return True
+        ...     async def release(self): self.token = None
+        >>> async def main():
+        ...     async with Fake() as held:
+        ...         return held.token
+        >>> asyncio.run(main())
+        't'
+    """
+
+    async def __aenter__(self) -> Any:
+        if not await self.acquire():  # type: ignore[attr-defined]
+            raise LockError(self._not_taken())
+        return self
+
+    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if held_here(self):
+            with keep_body_error(exc_type):
+                await self.release()  # type: ignore[attr-defined]
 
 
 class Renewal:
@@ -468,7 +528,7 @@ class _LockPlans:
         return f"<{type(self).__name__} {self.key!r} ttl={self.ttl} {state} fencing_token={self.fencing_token}>"
 
 
-class Lock(_LockPlans):
+class Lock(_LockPlans, SyncHold):
     """A lock on one Redis, with fencing tokens, optional renewal and waiting
     without polling.
 
@@ -541,16 +601,6 @@ class Lock(_LockPlans):
         dog, self._watchdog = self._watchdog, None
         if dog is not None:
             dog.stop()
-
-    def __enter__(self) -> "Lock":
-        if not self.acquire():
-            raise LockError(f"could not acquire {self.key!r}")
-        return self
-
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        if held_here(self):
-            with keep_body_error(exc_type):
-                self.release()
 
     def __del__(self) -> None:
         try:

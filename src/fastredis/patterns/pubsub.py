@@ -8,13 +8,10 @@ to report) is :class:`SubscriptionState`, plain code with no I/O; the sync
 
 Example::
 
-    >>> from fastredis.server import RedisServer
-    >>> server = RedisServer(); ch = Channel(server.client(), "news")
-    >>> with ch.subscribe() as sub:
-    ...     _ = ch.publish({"headline": "hi"})
-    ...     sub.get(timeout=5).data
-    {'headline': 'hi'}
-    >>> server.stop()
+    >>> import redis
+    >>> news = Channel(redis.Redis(), "news")
+    >>> news.child("sport").channel, news.plan_publish({"a": 1}).calls[0].args
+    ('chan:news:sport', ('PUBLISH', 'chan:news', b'{"a":1}'))
 """
 
 from __future__ import annotations
@@ -216,6 +213,7 @@ class _ChannelPlans:
     """What :class:`Channel` decides (no I/O): its name, children, publishing."""
 
     _check_client: Callable[[Any, str], Any] = staticmethod(check_sync_client)
+    _subscription_class: Callable[..., Any]  # the shell's Subscription
 
     def __init__(self, client: Any, name: Union[str, bytes, int], *, prefix: str = "chan",
                  serializer: Union[str, Serializer, None] = "json") -> None:
@@ -262,14 +260,81 @@ class _ChannelPlans:
         self._check_open()
         return Plan.one(Call(("PUBLISH", self.channel, self.serializer.dumps(message))), _reply_int)
 
-    def _patterns(self, children: bool) -> List[str]:
+    def _subscription(self, handler: Any, children: bool, **options: Any) -> Any:
+        """A subscription of the shell's kind to this channel (and its children)."""
+        self._check_open()
         if not isinstance(children, bool):
             raise TypeError(f"children must be True or False, got {type(children).__name__}")
-        return [_glob_escape(self.channel) + ":*"] if children else []
+        patterns = [_glob_escape(self.channel) + ":*"] if children else []
+        return self._subscription_class(self.client, [self.channel], patterns, serializer=self.serializer,
+                                        handler=handler, **options)
+
+    def _keep(self, sub: Any) -> None:
+        self._subs = [s for s in self._subs if not s.closed]
+        self._subs.append(sub)
 
     def _check_open(self) -> None:
         if self._closed:
             raise ClosedError(f"channel {self.channel!r} was closed")
+
+
+class _Subscriber:
+    """What both subscription shells share: the options, checked; the
+    :class:`SubscriptionState`; its figures as attributes. A shell opens the
+    connection in ``_open(client)`` and reports ``closed``."""
+
+    _check_client: Callable[[Any, str], Any] = staticmethod(check_sync_client)
+
+    def __init__(
+        self,
+        client: Any,
+        channels: Sequence[str] = (),
+        patterns: Sequence[str] = (),
+        *,
+        serializer: Union[str, Serializer, None] = "json",
+        handler: Optional[Callable[[Message], Any]] = None,
+        on_gap: Optional[Callable[[Gap], Any]] = None,
+        on_error: Optional[Callable[[BaseException], Any]] = None,
+        max_backoff: float = 1.0,
+        health_interval: float = 5.0,
+        connect_timeout: float = 10.0,
+    ) -> None:
+        self._check_client(client, "Subscription")
+        for name, fn in (("handler", handler), ("on_gap", on_gap), ("on_error", on_error)):
+            if fn is not None and not callable(fn):
+                raise TypeError(f"{name} must be callable or None, got {type(fn).__name__}")
+        self._state = SubscriptionState(channels, patterns, get_serializer(serializer),
+                                        health_interval=health_interval, max_backoff=max_backoff)
+        self.connect_timeout = check_finite(connect_timeout, "connect_timeout")
+        self.handler = handler
+        self.on_gap = on_gap
+        self.on_error = on_error
+        self._open(client)
+
+    def _open(self, client: Any) -> None:
+        raise NotImplementedError
+
+    # The state, as attributes of the subscription.
+    channels = property(lambda self: self._state.channels, doc="The subscribed channels.")
+    patterns = property(lambda self: self._state.patterns, doc="The subscribed patterns.")
+    serializer = property(lambda self: self._state.serializer, doc="Decodes message data.")
+    reconnects = property(lambda self: self._state.reconnects, doc="Reconnections so far.")
+    gaps = property(lambda self: self._state.gaps, doc="Every :class:`Gap` so far.")
+    max_backoff = property(lambda self: self._state.max_backoff, doc="Longest pause between connect attempts.")
+    health_interval = property(lambda self: self._state.health_interval, doc="Idle seconds before a PING.")
+
+    @property
+    def subscribed(self) -> bool:
+        """Whether every channel and pattern is currently subscribed."""
+        return self._state.subscribed
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise ClosedError("this subscription was closed; subscribe again")
+
+    @property
+    def closed(self) -> bool:
+        raise NotImplementedError
 
 
 class _SyncSubscriber:
@@ -388,7 +453,7 @@ def _handler_loop(stop: threading.Event, core: _SyncSubscriber, handler: Callabl
             core.close()
 
 
-class Subscription:
+class Subscription(_Subscriber):
     """A live subscription on its own connection; resubscribes after any disconnect.
 
     Made by :meth:`Channel.subscribe`. Iterate it for :class:`Message` objects,
@@ -418,58 +483,22 @@ class Subscription:
         >>> server.stop()
     """
 
-    def __init__(
-        self,
-        client: Any,
-        channels: Sequence[str] = (),
-        patterns: Sequence[str] = (),
-        *,
-        serializer: Union[str, Serializer, None] = "json",
-        handler: Optional[Callable[[Message], Any]] = None,
-        on_gap: Optional[Callable[[Gap], Any]] = None,
-        on_error: Optional[Callable[[BaseException], Any]] = None,
-        max_backoff: float = 1.0,
-        health_interval: float = 5.0,
-        connect_timeout: float = 10.0,
-    ) -> None:
-        check_sync_client(client, "Subscription")
-        for name, fn in (("handler", handler), ("on_gap", on_gap), ("on_error", on_error)):
-            if fn is not None and not callable(fn):
-                raise TypeError(f"{name} must be callable or None, got {type(fn).__name__}")
-        state = SubscriptionState(channels, patterns, get_serializer(serializer),
-                                  health_interval=health_interval, max_backoff=max_backoff)
-        deadline = time.monotonic() + check_finite(connect_timeout, "connect_timeout")
-        self._core = core = _SyncSubscriber(client, state)
-        self.handler = handler
-        self.on_gap = on_gap
-        self.on_error = on_error
+    def _open(self, client: Any) -> None:
+        deadline = time.monotonic() + self.connect_timeout
+        self._core = core = _SyncSubscriber(client, self._state)
         self._thread: Optional[threading.Thread] = None
         self._stop: Optional[threading.Event] = None
         FORKS.add(self)
         core.connect()
-        while not state.subscribed:  # subscribed before we return: no message missed
+        while not self._state.subscribed:  # subscribed before we return: no message missed
             if time.monotonic() > deadline:
                 self.close()
                 raise RedisTimeoutError("no SUBSCRIBE confirmation from the server")
             core.read_one(0.05)
         finalizer(self, core.close)  # a collected subscription closes its connection
-        if handler is not None:
-            self._thread, self._stop = owner_thread(self, _handler_loop, core, handler, on_gap, on_error,
-                                                    name="fastredis-subscription")
-
-    # The state, as attributes of the subscription.
-    channels = property(lambda self: self._core.state.channels, doc="The subscribed channels.")
-    patterns = property(lambda self: self._core.state.patterns, doc="The subscribed patterns.")
-    serializer = property(lambda self: self._core.state.serializer, doc="Decodes message data.")
-    reconnects = property(lambda self: self._core.state.reconnects, doc="Reconnections so far.")
-    gaps = property(lambda self: self._core.state.gaps, doc="Every :class:`Gap` so far.")
-    max_backoff = property(lambda self: self._core.state.max_backoff, doc="Longest pause between connect attempts.")
-    health_interval = property(lambda self: self._core.state.health_interval, doc="Idle seconds before a PING.")
-
-    @property
-    def subscribed(self) -> bool:
-        """Whether every channel and pattern is currently subscribed."""
-        return self._core.state.subscribed
+        if self.handler is not None:
+            self._thread, self._stop = owner_thread(self, _handler_loop, core, self.handler, self.on_gap,
+                                                    self.on_error, name="fastredis-subscription")
 
     @property
     def closed(self) -> bool:
@@ -492,10 +521,6 @@ class Subscription:
             msg = self._core.get(0.5, self.on_gap)
             if msg is not None:
                 yield msg
-
-    def _check_open(self) -> None:
-        if self._core.closed.is_set():
-            raise ClosedError("this subscription was closed; subscribe again")
 
     def close(self) -> None:
         """Stop the thread (if any) and close the connection. Safe to call twice."""
@@ -546,6 +571,7 @@ class Channel(_ChannelPlans):
         >>> server.stop()
     """
 
+    _subscription_class = Subscription
     publish = sync_operation(_ChannelPlans.plan_publish)
 
     def subscribe(
@@ -575,14 +601,10 @@ class Channel(_ChannelPlans):
             True
             >>> server.stop()
         """
-        self._check_open()
-        sub = Subscription(
-            self.client, [self.channel], self._patterns(children), serializer=self.serializer, handler=handler,
-            on_gap=on_gap, on_error=on_error, max_backoff=max_backoff, health_interval=health_interval,
-        )
-        self._subs = [s for s in self._subs if not s.closed]
-        self._subs.append(sub)
-        return sub
+        sub = self._subscription(handler, children, on_gap=on_gap, on_error=on_error, max_backoff=max_backoff,
+                                 health_interval=health_interval)
+        self._keep(sub)
+        return sub  # type: ignore[no-any-return]
 
     def close(self) -> None:
         """Close every subscription made through this channel; the channel is

@@ -34,7 +34,7 @@ from ..scripts import run
 from ._clients import check_sync_client, is_cluster
 from ._conn import no_retry_client
 from ._plan import Call, FanOut, Plan, Sleep, Steps
-from .lock import acquire_plan, check_ttl, extend_plan, held_here, keep_body_error, new_token, release_plan
+from .lock import SyncHold, acquire_plan, check_ttl, extend_plan, new_token, release_plan
 
 __all__ = ["Redlock"]
 
@@ -259,6 +259,9 @@ class _RedlockPlans:
             raise LockError(f"cannot {action} {self.key!r}: it was acquired by process {self._pid}")
         return self.token
 
+    def _not_taken(self) -> str:
+        return f"could not acquire {self.key!r} on a quorum of {len(self.nodes)} nodes"
+
     def _guard(self) -> float:
         # Each call already gives up after node_timeout per socket operation;
         # this bound only guards against a call stuck elsewhere.
@@ -268,7 +271,7 @@ class _RedlockPlans:
         return f"<{type(self).__name__} {self.key!r} nodes={len(self.nodes)} quorum={self.quorum} validity={self.validity:.3f}>"
 
 
-class Redlock(_RedlockPlans):
+class Redlock(_RedlockPlans, SyncHold):
     """The Redlock algorithm over N independent Redis masters.
 
     Each attempt draws a token and runs the acquire script on every node at
@@ -368,13 +371,4 @@ class Redlock(_RedlockPlans):
             except Exception:
                 pass
 
-    def __enter__(self) -> "Redlock":
-        if not self.acquire():
-            raise LockError(f"could not acquire {self.key!r} on a quorum of {len(self.nodes)} nodes")
-        return self
-
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        if held_here(self):
-            with keep_body_error(exc_type):
-                self.release()
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Generic, Iterator, List, Mapping, Optional, Sequence, Tuple, TypeVar, Union
 
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
@@ -138,10 +138,14 @@ def _check_name(value: Any, what: str) -> str:
     return value
 
 
-class _StreamPlans:
+C = TypeVar("C")  # the Consumer class of a stream shell
+
+
+class _StreamPlans(Generic[C]):
     """The plans of :class:`EventStream` (no I/O), shared with its asyncio twin."""
 
     _check_client: Callable[[Any, str], Any] = staticmethod(check_sync_client)
+    _consumer_class: Callable[..., C]  # the Consumer of the same kind (set by the shells)
 
     def __init__(
         self,
@@ -286,6 +290,31 @@ class _StreamPlans:
         """
         return Plan.one(Call(("XLEN", self.key)), int)
 
+    def consumer(
+        self,
+        group: str,
+        name: str,
+        *,
+        min_idle: float = 60.0,
+        max_deliveries: int = 5,
+        count: int = 10,
+        block: float = 1.0,
+        claim_interval: Optional[float] = None,
+    ) -> C:
+        """A consumer ``name`` in ``group`` (created from id 0 when it first
+        reads); a :class:`Consumer` of this stream's kind (sync or asyncio).
+
+        Example::
+
+            >>> from fastredis.server import RedisServer
+            >>> server = RedisServer(); s = EventStream(server.client(), "log")
+            >>> s.consumer("g", "c1").group
+            'g'
+            >>> server.stop()
+        """
+        return self._consumer_class(self, group, name, min_idle=min_idle, max_deliveries=max_deliveries,
+                                    count=count, block=block, claim_interval=claim_interval)
+
 
 class _ConsumerPlans:
     """What a :class:`Consumer` decides (no I/O): its read steps, claims, acks."""
@@ -294,7 +323,7 @@ class _ConsumerPlans:
 
     def __init__(
         self,
-        stream: _StreamPlans,
+        stream: _StreamPlans[Any],
         group: str,
         name: str,
         *,
@@ -462,7 +491,7 @@ class _ConsumerPlans:
             raise ClosedError(f"consumer {self.name!r} of group {self.group!r} was closed; make a new one")
 
 
-class EventStream(_StreamPlans):
+class EventStream(_StreamPlans["Consumer"]):
     """An append-only event log (a Redis stream) read by consumer groups.
 
     ``add`` appends JSON-encoded fields with XADD. With ``maxlen`` the stream
@@ -494,30 +523,6 @@ class EventStream(_StreamPlans):
 
     def __len__(self) -> int:
         return self.length()
-
-    def consumer(
-        self,
-        group: str,
-        name: str,
-        *,
-        min_idle: float = 60.0,
-        max_deliveries: int = 5,
-        count: int = 10,
-        block: float = 1.0,
-        claim_interval: Optional[float] = None,
-    ) -> "Consumer":
-        """A consumer ``name`` in ``group`` (created from id 0 if missing). See :class:`Consumer`.
-
-        Example::
-
-            >>> from fastredis.server import RedisServer
-            >>> server = RedisServer(); s = EventStream(server.client(), "log")
-            >>> s.consumer("g", "c1").group
-            'g'
-            >>> server.stop()
-        """
-        return Consumer(self, group, name, min_idle=min_idle, max_deliveries=max_deliveries, count=count,
-                        block=block, claim_interval=claim_interval)
 
 
 class Consumer(_ConsumerPlans):
@@ -576,3 +581,6 @@ class Consumer(_ConsumerPlans):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+EventStream._consumer_class = Consumer

@@ -37,12 +37,11 @@ from redis.utils import HIREDIS_AVAILABLE
 from ...keys import KeyPart
 from ...patterns._clients import check_async_client
 from ...patterns._conn import FORKS, private_connection
-from ...patterns._l1 import L1
+from ...patterns._l1 import L1, MISSING
 from ...patterns._plan import async_operation
 from ._tasks import cancel_and_wait, end_with
 from ...patterns.cache import CacheKey, _CachePlans, _canonical, _tag_list, cache_key_maker, tracking_kwargs
 from ...scripts import arun
-from ...serializers import Serializer
 
 __all__ = ["TieredCache"]
 
@@ -154,23 +153,9 @@ class TieredCache(_CachePlans):
 
     _check_client: Callable[[Any, str], Any] = staticmethod(check_async_client)
 
-    def __init__(
-        self,
-        client: Any,
-        *,
-        prefix: str = "cache",
-        ttl: float = 3600,
-        local_ttl: Optional[float] = None,
-        local_maxsize: int = 10_000,
-        serializer: Union[str, Serializer, None] = "json",
-        lease_ttl: float = 10.0,
-        beta: float = 1.0,
-    ) -> None:
-        super().__init__(client, prefix=prefix, ttl=ttl, local_ttl=local_ttl, local_maxsize=local_maxsize,
-                         serializer=serializer, lease_ttl=lease_ttl, beta=beta)
+    def _open(self) -> None:
         self._tracker: Optional["asyncio.Task[None]"] = None
         self._flights: Dict[str, "asyncio.Task[Any]"] = {}
-        FORKS.add(self)
 
     # ---------------------------------------------------------------- tracking
     async def start(self, wait: float = 2.0) -> "TieredCache":
@@ -193,9 +178,9 @@ class TieredCache(_CachePlans):
     # ------------------------------------------------------------------ read
     async def get(self, key: CacheKey, default: Any = None) -> Any:
         """The cached value of ``key``, or ``default`` (see :meth:`fastredis.TieredCache.get`)."""
-        e = self._l1.get(key)  # type: ignore[arg-type]
-        if e is not None and e[1] > _monotonic() and (e[2] is None or self._state.stamps_ok(e[2])):
-            return e[0]
+        hit = self._state.lookup(key)  # type: ignore[arg-type]
+        if hit is not MISSING:
+            return hit
         steps = self.plan_get(key, default)
         self._ensure_tracking()
         return await arun(self.client, steps)
@@ -240,9 +225,9 @@ class TieredCache(_CachePlans):
             ...     asyncio.run(main(server.port))
             ({42}, 1)
         """
-        e = self._l1.get(key)  # type: ignore[arg-type]
-        if e is not None and e[1] > _monotonic() and (e[2] is None or self._state.stamps_ok(e[2])):
-            return e[0]  # type: ignore[no-any-return]
+        hit = self._state.lookup(key)  # type: ignore[arg-type]
+        if hit is not MISSING:
+            return hit  # type: ignore[no-any-return]
         tag_list = self._load_args(loader, ttl, tags, negative_ttl)
         ck = _canonical(key)
         self._ensure_tracking()

@@ -30,11 +30,11 @@ import weakref
 from typing import Any, Callable, List, Optional, Set, Union
 
 from ._tasks import cancel_soon
-from ...exceptions import LockError, LockNotOwnedError
+from ...exceptions import LockNotOwnedError
 from ...patterns._clients import check_async_client, is_cluster
 from ...patterns._conn import no_retry_client
 from ...patterns._plan import FanOut, async_operation
-from ...patterns.lock import Renewal, _LockPlans, held_here, keep_body_error, plan_fenced_write, release_plan
+from ...patterns.lock import AsyncHold, Renewal, _LockPlans, plan_fenced_write, release_plan
 from ...patterns.redlock import _RedlockPlans
 from ...scripts import arun
 
@@ -63,7 +63,7 @@ def _release_cancelled(lock: _LockPlans, token: str) -> None:
     task.add_done_callback(_CLEANUPS.discard)
 
 
-class Lock(_LockPlans):
+class Lock(_LockPlans, AsyncHold):
     """A lock on one Redis (see :class:`fastredis.Lock`), awaited.
 
     ``async with Lock(r, name, ttl=...)`` acquires and releases; waiting
@@ -126,16 +126,6 @@ class Lock(_LockPlans):
         task, self._renewer = self._renewer, None
         if task is not None and not task.done() and task is not _current_task():
             task.cancel()
-
-    async def __aenter__(self) -> "Lock":
-        if not await self.acquire():
-            raise LockError(f"could not acquire {self.key!r}")
-        return self
-
-    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        if held_here(self):
-            with keep_body_error(exc_type):
-                await self.release()
 
     def __del__(self) -> None:
         if self._renewer is not None:
@@ -202,7 +192,7 @@ async def fenced_write(
     return await arun(check_async_client(client, "fenced_write"), plan)
 
 
-class Redlock(_RedlockPlans):
+class Redlock(_RedlockPlans, AsyncHold):
     """Redlock over N masters (see :class:`fastredis.Redlock`), awaited; the
     nodes are asyncio clients (or URLs) and are called concurrently.
 
@@ -286,13 +276,3 @@ class Redlock(_RedlockPlans):
                 await node.aclose()
             except Exception:
                 pass
-
-    async def __aenter__(self) -> "Redlock":
-        if not await self.acquire():
-            raise LockError(f"could not acquire {self.key!r} on a quorum of {len(self.nodes)} nodes")
-        return self
-
-    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        if held_here(self):
-            with keep_body_error(exc_type):
-                await self.release()

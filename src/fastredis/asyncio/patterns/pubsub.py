@@ -7,13 +7,16 @@ Example::
 
     >>> import asyncio, fastredis.asyncio
     >>> from fastredis.server import RedisServer
+    >>> async def first_message(news):
+    ...     async for message in news:  # subscribed for the loop's duration
+    ...         return message.data
     >>> async def main(port):
     ...     async with fastredis.asyncio.Redis(port=port) as r:
     ...         news = Channel(r, "news")
-    ...         async with news.subscribe() as sub:
-    ...             await news.publish({"headline": "hi"})
-    ...             async for message in sub:
-    ...                 return message.data
+    ...         reader = asyncio.ensure_future(first_message(news))
+    ...         while await news.publish({"headline": "hi"}) == 0:
+    ...             await asyncio.sleep(0.01)
+    ...         return await reader
     >>> with RedisServer() as server:
     ...     asyncio.run(main(server.port))
     {'headline': 'hi'}
@@ -26,18 +29,16 @@ import inspect
 import logging
 import math
 import time
-from typing import Any, AsyncIterator, Callable, Generator, Optional, Sequence, Union
+from typing import Any, AsyncIterator, Callable, Generator, Optional
 
 from redis.backoff import NoBackoff
 
-from ..._text import check_finite
 from ...exceptions import ClosedError
 from ._tasks import cancel_and_wait, end_with
 from ...patterns._clients import check_async_client
 from ...patterns._conn import FORKS, private_connection
 from ...patterns._plan import async_operation
-from ...patterns.pubsub import _CONNECTION_ERRORS, Gap, Message, SubscriptionState, _ChannelPlans
-from ...serializers import Serializer, get_serializer
+from ...patterns.pubsub import _CONNECTION_ERRORS, Gap, Message, SubscriptionState, _ChannelPlans, _Subscriber
 
 __all__ = ["Channel", "Subscription", "Message", "Gap"]
 
@@ -174,7 +175,7 @@ def _close_soon(conn: Any) -> None:
             pass
 
 
-class Subscription:
+class Subscription(_Subscriber):
     """A live subscription on its own connection; resubscribes after any disconnect.
 
     Made (and confirmed) by ``await channel.subscribe()`` or ``async with
@@ -205,31 +206,10 @@ class Subscription:
         ('chan:room:alice', 'hi')
     """
 
-    def __init__(
-        self,
-        client: Any,
-        channels: Sequence[str] = (),
-        patterns: Sequence[str] = (),
-        *,
-        serializer: Union[str, Serializer, None] = "json",
-        handler: Optional[Callable[[Message], Any]] = None,
-        on_gap: Optional[Callable[[Gap], Any]] = None,
-        on_error: Optional[Callable[[BaseException], Any]] = None,
-        max_backoff: float = 1.0,
-        health_interval: float = 5.0,
-        connect_timeout: float = 10.0,
-    ) -> None:
-        check_async_client(client, "Subscription")
-        for name, fn in (("handler", handler), ("on_gap", on_gap), ("on_error", on_error)):
-            if fn is not None and not callable(fn):
-                raise TypeError(f"{name} must be callable or None, got {type(fn).__name__}")
-        state = SubscriptionState(channels, patterns, get_serializer(serializer),
-                                  health_interval=health_interval, max_backoff=max_backoff)
-        self.connect_timeout = check_finite(connect_timeout, "connect_timeout")
-        self._pump = _Pump(client, state, on_gap)
-        self.handler = handler
-        self.on_gap = on_gap
-        self.on_error = on_error
+    _check_client: Callable[[Any, str], Any] = staticmethod(check_async_client)
+
+    def _open(self, client: Any) -> None:
+        self._pump = _Pump(client, self._state, self.on_gap)  # connected by start()
         self._handler_task: Optional["asyncio.Task[None]"] = None
         self._started = False
 
@@ -255,22 +235,6 @@ class Subscription:
             self._handler_task = asyncio.ensure_future(_handler_loop(pump, self.handler, self.on_error))
             end_with(self, self._handler_task)
         return self
-
-    def _check_open(self) -> None:
-        if self._pump.closed:
-            raise ClosedError("this subscription was closed; subscribe again")
-
-    # The state, as attributes of the subscription.
-    channels = property(lambda self: self._pump.state.channels, doc="The subscribed channels.")
-    patterns = property(lambda self: self._pump.state.patterns, doc="The subscribed patterns.")
-    serializer = property(lambda self: self._pump.state.serializer, doc="Decodes message data.")
-    reconnects = property(lambda self: self._pump.state.reconnects, doc="Reconnections so far.")
-    gaps = property(lambda self: self._pump.state.gaps, doc="Every :class:`Gap` so far.")
-
-    @property
-    def subscribed(self) -> bool:
-        """Whether every channel and pattern is currently subscribed."""
-        return self._pump.state.subscribed
 
     @property
     def closed(self) -> bool:
@@ -382,6 +346,7 @@ class Channel(_ChannelPlans):
     """
 
     _check_client: Callable[[Any, str], Any] = staticmethod(check_async_client)
+    _subscription_class = Subscription
     publish = async_operation(_ChannelPlans.plan_publish)
 
     def subscribe(
@@ -411,16 +376,9 @@ class Channel(_ChannelPlans):
             ...     asyncio.run(main(server.port))
             1
         """
-        self._check_open()
-        sub = Subscription(
-            self.client, [self.channel], self._patterns(children), serializer=self.serializer, handler=handler,
-            on_gap=on_gap, on_error=on_error, max_backoff=max_backoff, health_interval=health_interval,
-        )
+        sub = self._subscription(handler, children, on_gap=on_gap, on_error=on_error, max_backoff=max_backoff,
+                                 health_interval=health_interval)
         return _Subscribing(self, sub)
-
-    def _keep(self, sub: Subscription) -> None:
-        self._subs = [s for s in self._subs if not s.closed]
-        self._subs.append(sub)
 
     def __aiter__(self) -> AsyncIterator[Message]:
         return self._messages()

@@ -19,7 +19,7 @@ Example::
 
 from __future__ import annotations
 
-from typing import Any, AsyncIterator, Callable, Optional
+from typing import Any, AsyncIterator, Callable
 
 from ...patterns._clients import check_async_client
 from ...patterns._plan import async_operation
@@ -28,7 +28,7 @@ from ...patterns.streams import Entry, PendingStats, _ConsumerPlans, _StreamPlan
 __all__ = ["EventStream", "Consumer", "Entry", "PendingStats"]
 
 
-class EventStream(_StreamPlans):
+class EventStream(_StreamPlans["Consumer"]):
     """An event log read by consumer groups (see :class:`fastredis.EventStream`), awaited.
 
     ``await stream.length()`` replaces the sync ``len(stream)``.
@@ -56,28 +56,6 @@ class EventStream(_StreamPlans):
     pending = async_operation(_StreamPlans.plan_pending)
     dead_letters = async_operation(_StreamPlans.plan_dead_letters)
     length = async_operation(_StreamPlans.plan_length)
-
-    def consumer(
-        self,
-        group: str,
-        name: str,
-        *,
-        min_idle: float = 60.0,
-        max_deliveries: int = 5,
-        count: int = 10,
-        block: float = 1.0,
-        claim_interval: Optional[float] = None,
-    ) -> "Consumer":
-        """A consumer ``name`` in ``group`` (see :class:`Consumer`); no I/O until it reads.
-
-        Example::
-
-            >>> import redis.asyncio
-            >>> EventStream(redis.asyncio.Redis(), "log").consumer("g", "c1").group
-            'g'
-        """
-        return Consumer(self, group, name, min_idle=min_idle, max_deliveries=max_deliveries, count=count,
-                        block=block, claim_interval=claim_interval)
 
 
 class Consumer(_ConsumerPlans):
@@ -130,3 +108,6 @@ class Consumer(_ConsumerPlans):
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+
+EventStream._consumer_class = Consumer

@@ -61,6 +61,7 @@ import orjson
 from redis._parsers import _HiredisParser, _RESP3Parser
 from redis.utils import HIREDIS_AVAILABLE
 
+from .. import metrics as _metrics
 from ..keys import KeyPart, escape_part, validate_prefix
 from ..scripts import LuaScript, pipeline_for, run_pipeline
 from ..serializers import Serializer, get_serializer
@@ -310,6 +311,8 @@ class TieredCache:
             value = self._accept(ck, vkey, token, reply)
         finally:
             self._end(vkey, token)
+        if _metrics.ON:
+            _metrics.cache_lookups(self, "miss" if value is _MISSING else "l2_hit")
         return default if value is _MISSING else value
 
     def get_many(self, keys: Iterable[CacheKey]) -> Dict[CacheKey, Any]:
@@ -335,6 +338,8 @@ class TieredCache:
             else:
                 vkey = self._vkey(ck)
                 todo.append((key, ck, vkey, self._begin(vkey)))
+        if _metrics.ON:
+            _metrics.cache_lookups(self, "l1_hit", len(out))
         if not todo:
             return out
         try:
@@ -349,6 +354,8 @@ class TieredCache:
         finally:
             for _, _, vkey, token in todo:
                 self._end(vkey, token)
+        if _metrics.ON:
+            _metrics.cache_l2_results(self, [key in out for key, _ck, _vk, _tok in todo])
         return out
 
     def _accept(self, ck: str, vkey: str, token: Optional[object], reply: Sequence[Any]) -> Any:
@@ -674,6 +681,8 @@ class TieredCache:
                 if state in ("hit", "refresh"):
                     value = self._accept(ck, vkey, token if state == "hit" else None, reply)
                     if value is not _MISSING and state == "hit":
+                        if _metrics.ON:
+                            _metrics.cache_lookups(self, "l2_hit")
                         return value
                     if value is not _MISSING:  # early refresh: keep serving the old value on failure
                         try:
@@ -716,9 +725,13 @@ class TieredCache:
             value = loader()
             payload = self._payload(value)
         except BaseException:
+            if _metrics.ON:
+                _metrics.cache_load(self, _monotonic() - started, ok=False)
             _RELEASE(self.client, [lkey], [lease])
             raise
         delta = _monotonic() - started
+        if _metrics.ON:
+            _metrics.cache_load(self, delta, ok=True)
         if value is None and negative_ttl is not None:
             if negative_ttl == 0:
                 _RELEASE(self.client, [lkey], [lease])

@@ -37,6 +37,7 @@ import logging
 import math
 import os
 import random
+import select
 import threading
 import time
 import uuid
@@ -146,6 +147,24 @@ def parse_envelope(data: Any) -> Tuple[bytes, float, Tuple[Tuple[str, bytes], ..
     return data[pos:], delta, tuple(stamps)
 
 
+class _Readable:
+    """Is there data on a socket? Safe to ask from several threads at once
+    (``select.poll`` objects are not); no data is consumed."""
+
+    __slots__ = ("ready", "close")
+
+    def __init__(self, sock: Any) -> None:
+        if hasattr(select, "epoll"):
+            ep = select.epoll()
+            ep.register(sock.fileno(), select.EPOLLIN)
+            self.ready: Callable[[], Any] = functools.partial(ep.poll, 0)
+            self.close: Callable[[], None] = ep.close
+        else:  # pragma: no cover - not Linux
+            fd = sock.fileno()
+            self.ready = lambda: select.select([fd], [], [], 0)[0]
+            self.close = lambda: None
+
+
 class _Flight:
     """One in-process load that concurrent callers of the same key wait for."""
 
@@ -245,6 +264,8 @@ class TieredCache:
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
         self._conn: Any = None
+        self._poll: Any = None  # select.poll on the tracking socket (apply_invalidations)
+        self._read_lock = threading.Lock()  # one reader of the tracking connection at a time
         self._pid = os.getpid()
         self.tracking_failures = 0
         _LIVE.add(self)
@@ -884,14 +905,22 @@ class TieredCache:
                     self._healthy = True
                 backoff = 0.05
                 last = _monotonic()
+                poll = select.poll()
+                poll.register(conn._sock, select.POLLIN)
+                self._poll = _Readable(conn._sock)
                 while not stop.is_set():
-                    if conn.can_read(timeout=0.1):
-                        conn.read_response(push_request=True)
+                    # wait on the socket, then read under _read_lock: apply_invalidations
+                    # (another thread) may drain the same connection
+                    if poll.poll(100):
+                        with self._read_lock:
+                            while conn.can_read(timeout=0):
+                                conn.read_response(push_request=True)
                         last = _monotonic()
                     elif _monotonic() - last > 1.0:
                         # liveness probe; pushes queued before the reply are handled by read_response
-                        conn.send_command("PING")
-                        conn.read_response()
+                        with self._read_lock:
+                            conn.send_command("PING")
+                            conn.read_response()
                         last = _monotonic()
             except Exception as exc:
                 if not stop.is_set():
@@ -902,6 +931,9 @@ class TieredCache:
                     self._healthy = False
                     self._flush_unlocked()
                 self._conn = None
+                readable, self._poll = self._poll, None
+                if readable is not None:
+                    readable.close()
                 if conn is not None:
                     try:
                         conn.disconnect()
@@ -941,7 +973,100 @@ class TieredCache:
         self._flush_unlocked()
         self._thread = None
         self._conn = None  # the parent's socket: never used, never shut down here
+        self._poll = None
+        self._read_lock = threading.Lock()
         self._stop = threading.Event()
+
+    # ------------------------------------------- for integrations (Django backend)
+    def redis_key(self, key: CacheKey) -> str:
+        """The Redis (L2) key that holds ``key``'s value.
+
+        Example::
+
+            >>> from fastredis.server import RedisServer
+            >>> server = RedisServer(); cache = TieredCache(server.client(), prefix="app")
+            >>> cache.redis_key("user:1")
+            '{app}:v:user%3A1'
+            >>> cache.close(); server.stop()
+        """
+        return self._vkey(_canonical(key))
+
+    def get_local(self, key: CacheKey, default: Any = None) -> Any:
+        """``key``'s value from this process's L1 if it holds a fresh one, else
+        ``default``; never a round trip (for event loops: fall back to a
+        thread or an asyncio client on a miss).
+
+        Example::
+
+            >>> from fastredis.server import RedisServer
+            >>> server = RedisServer(); cache = TieredCache(server.client())
+            >>> cache.set("k", 1); cache.get_local("k", "not in L1")
+            'not in L1'
+            >>> cache.get("k"), cache.get_local("k")
+            (1, 1)
+            >>> cache.close(); server.stop()
+        """
+        value = self._l1_lookup(_canonical(key))
+        return default if value is _MISSING else value
+
+    def forget_local(self, *keys: CacheKey) -> None:
+        """Drop ``keys`` from this process's L1 now: call it after writing their
+        Redis keys (:meth:`redis_key`) yourself. Other processes learn of the
+        write through tracking, as for every write.
+
+        Example::
+
+            >>> from fastredis.server import RedisServer
+            >>> server = RedisServer(); r = server.client(); cache = TieredCache(r)
+            >>> cache.set("k", 1); cache.get("k")
+            1
+            >>> _ = r.set(cache.redis_key("k"), b"2"); cache.forget_local("k"); cache.get("k")
+            2
+            >>> cache.close(); server.stop()
+        """
+        self._forget_local([_canonical(k) for k in keys])
+
+    def apply_invalidations(self) -> None:
+        """Apply now the invalidations that already reached this process.
+
+        The tracking thread applies them within moments; call this before an
+        L1 read that must see every write acknowledged before it, in any
+        process: Redis sends a write's invalidation to every tracking
+        connection before it answers the writer, so after this call no write
+        acknowledged earlier is missed. Costs one ``poll(2)`` when nothing is
+        pending.
+
+        Example::
+
+            >>> from fastredis.server import RedisServer
+            >>> server = RedisServer(); r = server.client(); cache = TieredCache(r)
+            >>> cache.set("k", 1); cache.get("k")
+            1
+            >>> other = server.client(); _ = other.set(cache.redis_key("k"), b"2")
+            >>> cache.apply_invalidations(); cache.get("k")
+            2
+            >>> cache.close(); server.stop()
+        """
+        readable = self._poll
+        if readable is None:
+            return
+        lock = self._read_lock
+        try:
+            if not readable.ready() and not lock.locked():
+                return
+        except (OSError, ValueError):  # closed by a reconnect: the new connection starts with an empty L1
+            return
+        with lock:
+            conn = self._conn
+            if conn is None or self._poll is not readable:
+                return
+            try:
+                while conn.can_read(timeout=0):
+                    conn.read_response(push_request=True)
+            except Exception:  # the tracking thread reconnects; until then L1 is bypassed
+                with self._lock:
+                    self._healthy = False
+                    self._flush_unlocked()
 
     # -------------------------------------------------------------- lifecycle
     def clear_local(self) -> None:

@@ -383,13 +383,12 @@ _ORIGINALS: Dict[Tuple[type, str], Any] = {}
 
 
 def _counting_get(original: Callable[..., Any]) -> Callable[..., Any]:
-    from .patterns import cache as _cache
-
-    lookup, missing, canonical = _cache.TieredCache._l1_lookup, _cache._MISSING, _cache._canonical
+    from .patterns._l1 import MISSING
+    from .patterns.cache import _canonical
 
     def get(self: Any, key: Any, default: Any = None) -> Any:
-        hit = lookup(self, key if type(key) is str else canonical(key))
-        if hit is not missing:
+        hit = self._state.lookup(key if type(key) is str else _canonical(key))
+        if hit is not MISSING:
             cache_lookups(self, "l1_hit")
             return hit
         return original(self, key, default)
@@ -398,13 +397,12 @@ def _counting_get(original: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _counting_get_or_set(original: Callable[..., Any]) -> Callable[..., Any]:
-    from .patterns import cache as _cache
-
-    lookup, missing, canonical = _cache.TieredCache._l1_lookup, _cache._MISSING, _cache._canonical
+    from .patterns._l1 import MISSING
+    from .patterns.cache import _canonical
 
     def get_or_set(self: Any, key: Any, *args: Any, **kwargs: Any) -> Any:
-        hit = lookup(self, key if type(key) is str else canonical(key))
-        if hit is not missing:
+        hit = self._state.lookup(key if type(key) is str else _canonical(key))
+        if hit is not MISSING:
             cache_lookups(self, "l1_hit")
             return hit
         return original(self, key, *args, **kwargs)
@@ -412,10 +410,45 @@ def _counting_get_or_set(original: Callable[..., Any]) -> Callable[..., Any]:
     return get_or_set
 
 
+def _counting_aget(original: Callable[..., Any]) -> Callable[..., Any]:
+    from .patterns._l1 import MISSING
+    from .patterns.cache import _canonical
+
+    async def get(self: Any, key: Any, default: Any = None) -> Any:
+        hit = self._state.lookup(key if type(key) is str else _canonical(key))
+        if hit is not MISSING:
+            cache_lookups(self, "l1_hit")
+            return hit
+        return await original(self, key, default)
+
+    return get
+
+
+def _counting_aget_or_set(original: Callable[..., Any]) -> Callable[..., Any]:
+    from .patterns._l1 import MISSING
+    from .patterns.cache import _canonical
+
+    async def get_or_set(self: Any, key: Any, *args: Any, **kwargs: Any) -> Any:
+        hit = self._state.lookup(key if type(key) is str else _canonical(key))
+        if hit is not MISSING:
+            cache_lookups(self, "l1_hit")
+            return hit
+        return await original(self, key, *args, **kwargs)
+
+    return get_or_set
+
+
 def _hot_paths() -> List[Tuple[type, str, Callable[[Callable[..., Any]], Callable[..., Any]]]]:
+    """The L1 hit paths: (class, method, counting twin maker)."""
+    from .asyncio.patterns.cache import TieredCache as AsyncTieredCache
     from .patterns.cache import TieredCache
 
-    return [(TieredCache, "get", _counting_get), (TieredCache, "get_or_set", _counting_get_or_set)]
+    return [
+        (TieredCache, "get", _counting_get),
+        (TieredCache, "get_or_set", _counting_get_or_set),
+        (AsyncTieredCache, "get", _counting_aget),
+        (AsyncTieredCache, "get_or_set", _counting_aget_or_set),
+    ]
 
 
 def _swap_hot_paths(on: bool) -> None:

@@ -264,7 +264,8 @@ def recording() -> Iterator[List[Event]]:
 def name_of(obj: Any) -> str:
     """The name a pattern instance carries in its metrics' attributes.
 
-    ``obj.metrics_name`` if set, else ``<class>:<prefix>``.
+    ``obj.metrics_name`` if set, else its Redis key (locks, streams), else
+    ``<class>:<prefix>``.
 
     Example::
 
@@ -275,6 +276,9 @@ def name_of(obj: Any) -> str:
     name = getattr(obj, "metrics_name", None)
     if name:
         return str(name)
+    key = getattr(obj, "key", None)
+    if isinstance(key, str):
+        return key
     prefix = getattr(obj, "prefix", None)
     if prefix is None:
         ks = getattr(obj, "_ks", None)
@@ -372,9 +376,29 @@ def stream_dead_letters(stream: Any, group: Any, count: int) -> None:
         _emit("fastredis.stream.dead_letters", count, {"fastredis.stream": name_of(stream), "fastredis.group": str(group)})
 
 
-def pubsub_reconnect(channel: Any) -> None:
-    """A subscription re-established after its connection was lost."""
-    _emit("fastredis.pubsub.reconnects", 1, {"fastredis.channel": name_of(channel)})
+def pubsub_reconnect(subscription: Any) -> None:
+    """A subscription (its channels and patterns) re-established after its connection was lost."""
+    names = [*getattr(subscription, "channels", ()), *getattr(subscription, "patterns", ())]
+    name = ",".join(str(n) for n in names) if names else name_of(subscription)
+    _emit("fastredis.pubsub.reconnects", 1, {"fastredis.channel": name})
+
+
+def timed_acquire(lock: Any, steps: Any) -> Any:
+    """``steps`` of a lock acquire, recording how long it took and whether it got the lock."""
+    start = time.monotonic()
+    acquired = False
+    try:
+        acquired = yield from steps
+        return acquired
+    finally:
+        lock_acquire(lock, time.monotonic() - start, bool(acquired))
+
+
+def counted_reads(consumer: Any, steps: Any) -> Any:
+    """``steps`` of a stream consumer's read, counting the entries delivered."""
+    entries = yield from steps
+    stream_deliveries(consumer.stream, consumer.group, len(entries))
+    return entries
 
 
 # -- the L1 hit paths: swapped for counting twins only while ON -----------------

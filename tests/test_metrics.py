@@ -209,6 +209,10 @@ def test_opentelemetry_sink(r: Any) -> None:
         lim.hit("k")
     with TieredCache(r, prefix="otel") as cache:
         cache.get_or_set("x", lambda: 1)
+        cache.get("absent")
+        cache.apply_invalidations()
+        for _ in range(5):
+            cache.get("x")
     data = reader.get_metrics_data()
     points: Dict[Tuple[str, Any], float] = {}
     for rm in data.resource_metrics:
@@ -217,8 +221,11 @@ def test_opentelemetry_sink(r: Any) -> None:
             for m in sm.metrics:
                 for p in m.data.data_points:
                     attrs = dict(p.attributes)
-                    points[(m.name, attrs.get("fastredis.decision") or attrs.get("fastredis.outcome"))] = getattr(p, "value", getattr(p, "count", None))
+                    label = attrs.get("fastredis.decision") or attrs.get("fastredis.outcome") or attrs.get("fastredis.result")
+                    points[(m.name, label)] = getattr(p, "value", getattr(p, "count", None))
     assert points[("fastredis.ratelimit.decisions", "allowed")] == 2
     assert points[("fastredis.ratelimit.decisions", "denied")] == 1
     assert points[("fastredis.cache.loads", "ok")] == 1
     assert points[("fastredis.cache.load.duration", "ok")] == 1  # a histogram: one measurement
+    assert points[("fastredis.cache.lookups", "miss")] == 1
+    assert points[("fastredis.cache.lookups", "l1_hit")] + points.get(("fastredis.cache.lookups", "l2_hit"), 0) == 5

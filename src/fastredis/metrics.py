@@ -25,6 +25,9 @@ fastredis.stream.dead_letters   counter   1       fastredis.stream, fastredis.gr
 fastredis.pubsub.reconnects     counter   1       fastredis.channel
 =============================== ========= ======= ==========================================
 
+Under OpenTelemetry ``fastredis.cache.lookups`` is an observable counter:
+lookups (one per L1 hit) are summed in-process and read when the SDK collects.
+
 The ``fastredis.limiter`` / ``fastredis.cache`` / ``fastredis.lock`` ...
 attribute names the instance: its ``metrics_name`` attribute when you set
 one (``limiter.metrics_name = "login"``), else its class and key prefix.
@@ -120,7 +123,11 @@ _hook_errors = {"last_logged": 0.0}
 
 
 class _OTel:
-    """The OpenTelemetry instruments, made once from one meter."""
+    """The OpenTelemetry instruments, made once from one meter.
+
+    Cache lookups (one per L1 hit: the hottest event) are summed in-process
+    and read by an observable counter when the SDK collects, so an L1 hit
+    costs a dict update, not an SDK call."""
 
     def __init__(self, meter_provider: Any) -> None:
         from opentelemetry import metrics as otel_metrics
@@ -130,7 +137,12 @@ class _OTel:
         provider = meter_provider if meter_provider is not None else otel_metrics.get_meter_provider()
         meter = provider.get_meter("fastredis", __version__)
         self.instruments: Dict[str, Any] = {}
+        self.lookups: Dict[Tuple[str, str], int] = {}
+        self.lookups_lock = threading.Lock()
         for name, (kind, unit, description) in METRICS.items():
+            if name == "fastredis.cache.lookups":
+                meter.create_observable_counter(name, callbacks=[self._observe_lookups], unit=unit, description=description)
+                continue
             make = meter.create_counter if kind == "counter" else meter.create_histogram
             self.instruments[name] = make(name, unit=unit, description=description)
 
@@ -140,6 +152,19 @@ class _OTel:
             instrument.add(value, attributes)
         else:
             instrument.record(value, attributes)
+
+    def count_lookups(self, cache: str, result: str, count: int) -> None:
+        key = (cache, result)
+        with self.lookups_lock:
+            self.lookups[key] = self.lookups.get(key, 0) + count
+
+    def _observe_lookups(self, options: Any) -> Iterator[Any]:
+        from opentelemetry.metrics import Observation
+
+        with self.lookups_lock:
+            totals = list(self.lookups.items())
+        for (cache, result), total in totals:
+            yield Observation(total, {"fastredis.cache": cache, "fastredis.result": result})
 
 
 def _refresh() -> None:
@@ -298,6 +323,11 @@ def _emit(name: str, value: float, attributes: Mapping[str, Any]) -> None:
             otel.emit(name, value, attributes)
         except Exception:  # an exporter problem must not break a pattern operation
             _log_hook_error(name)
+    if _hooks:
+        _emit_hooks(name, value, attributes)
+
+
+def _emit_hooks(name: str, value: float, attributes: Mapping[str, Any]) -> None:
     for hook in list(_hooks):
         try:
             hook(name, value, attributes)
@@ -331,8 +361,14 @@ def limiter_decisions(limiter: Any, decisions: Iterable[Any]) -> None:
 
 def cache_lookups(cache: Any, result: str, count: int = 1) -> None:
     """Count ``count`` lookups answered as ``result`` (l1_hit, l2_hit or miss)."""
-    if count:
-        _emit("fastredis.cache.lookups", count, {"fastredis.cache": name_of(cache), "fastredis.result": result})
+    if not count:
+        return
+    name = name_of(cache)
+    otel = _otel
+    if otel is not None:
+        otel.count_lookups(name, result, count)
+    if _hooks:
+        _emit_hooks("fastredis.cache.lookups", count, {"fastredis.cache": name, "fastredis.result": result})
 
 
 def cache_l2_results(cache: Any, found: Iterable[bool]) -> None:

@@ -550,3 +550,21 @@ def _wait_http(url: str, proc: "subprocess.Popen[bytes]", workers: int) -> None:
             pass
         time.sleep(0.2)
     pytest.fail(f"uvicorn did not serve {url} from several workers in time (pids seen: {pids})")
+
+
+def test_plain_redis_asyncio_client_and_headers_off(redis_url: str) -> None:
+    import redis.asyncio
+
+    async def main() -> List[Any]:
+        r = redis.asyncio.Redis.from_url(redis_url)
+        try:
+            lim = fa.SlidingWindowCounterLimiter(r, limit=2, window=3600, prefix=prefix())
+            async with client_for(starlette_app(limiter=lim, headers=False)) as c:
+                return [await c.get("/") for _ in range(3)]
+        finally:
+            await r.aclose()
+
+    got = run(main())
+    assert [g.status_code for g in got] == [200, 200, 429]
+    assert "ratelimit-limit" not in got[0].headers
+    assert got[2].headers["ratelimit-limit"] == "2"  # a denial always says why

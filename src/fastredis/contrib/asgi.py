@@ -207,7 +207,7 @@ def route_of(scope: Scope) -> str:
         '/about'
     """
     route = scope.get(ROUTE_SCOPE_KEY)
-    return route if route is not None else scope.get("path", "")
+    return str(route if route is not None else scope.get("path", ""))
 
 
 def by_route(inner: KeyFunc = client_address) -> KeyFunc:
@@ -381,8 +381,9 @@ def _routes_behind(app: Any) -> Optional[Sequence[Any]]:
         if isinstance(routes, list):
             return routes
         router = getattr(obj, "router", None)
-        if router is not None and isinstance(getattr(router, "routes", None), list):
-            return router.routes
+        routes = getattr(router, "routes", None)
+        if isinstance(routes, list):
+            return routes
         obj = getattr(obj, "app", None)
         seen += 1
     return None

@@ -379,7 +379,7 @@ if BaseCache is not None:
             return value.loads(value.data) if type(value) is _Fresh else value
 
         def get_many(self, keys: Iterable[Any], version: Any = None) -> Dict[Any, Any]:
-            made = {self._key(k, version): k for k in keys}
+            made: Dict[Any, Any] = {self._key(k, version): k for k in keys}
             if not made:
                 return {}
             if self._strict:

@@ -58,7 +58,7 @@ def test_roundtrip_fencing_and_the_sync_twin(redis_url: str, akind: str) -> None
                 assert again.fencing_token > mid
                 assert await fa.fenced_write(r, "doc", "v", again.fencing_token)
                 assert not await fa.fenced_write(r, "doc", "old", first)
-            assert 3.5 < await (await _held(r, "ext", 2)).extend(2) <= 4.0
+            assert 30 < await (await _held(r, "ext", 20)).extend(20) <= 40  # wide: a loaded machine
             with pytest.raises(LockError, match="not reentrant"):
                 lock = await _held(r, "re", 5)
                 await lock.acquire(blocking=False)

@@ -587,4 +587,4 @@ class Consumer(_ConsumerPlans):
         self.close()
 
 
-EventStream._consumer_class = Consumer
+EventStream._consumer_class = Consumer  # type: ignore[misc]  # (defined after the stream)

@@ -28,9 +28,6 @@ from ...patterns.analytics import Stats
 
 __all__ = ["UniqueCounter", "PageAnalytics", "Stats", "ActivityBitmap", "CounterSeries"]
 
-_check: Callable[[Any, str], Any] = staticmethod(check_async_client)  # type: ignore[assignment]
-
-
 class UniqueCounter(_core._UniqueCounterPlans):
     """HyperLogLog distinct counts per time bucket (see :class:`fastredis.UniqueCounter`), awaited.
 
@@ -48,7 +45,7 @@ class UniqueCounter(_core._UniqueCounterPlans):
         (3, 3)
     """
 
-    _check_client = _check
+    _check_client: Callable[[Any, str], Any] = staticmethod(check_async_client)
     add = async_operation(_core._UniqueCounterPlans.plan_add)
     count = async_operation(_core._UniqueCounterPlans.plan_count)
     merge_into = async_operation(_core._UniqueCounterPlans.plan_merge_into)
@@ -73,7 +70,7 @@ class PageAnalytics(_core._PageAnalyticsPlans):
         Stats(total=2, unique=2, active=2)
     """
 
-    _check_client = _check
+    _check_client: Callable[[Any, str], Any] = staticmethod(check_async_client)
     track = async_operation(_core._PageAnalyticsPlans.plan_track)
     track_many = async_operation(_core._PageAnalyticsPlans.plan_track_many)
     stats = async_operation(_core._PageAnalyticsPlans.plan_stats)
@@ -98,7 +95,7 @@ class ActivityBitmap(_core._ActivityBitmapPlans):
         (3, 0.3333333333333333)
     """
 
-    _check_client = _check
+    _check_client: Callable[[Any, str], Any] = staticmethod(check_async_client)
     mark = async_operation(_core._ActivityBitmapPlans.plan_mark)
     is_active = async_operation(_core._ActivityBitmapPlans.plan_is_active)
     count = async_operation(_core._ActivityBitmapPlans.plan_count)
@@ -125,6 +122,6 @@ class CounterSeries(_core._CounterSeriesPlans):
         [1, 0, 2]
     """
 
-    _check_client = _check
+    _check_client: Callable[[Any, str], Any] = staticmethod(check_async_client)
     incr = async_operation(_core._CounterSeriesPlans.plan_incr)
     range = async_operation(_core._CounterSeriesPlans.plan_range)

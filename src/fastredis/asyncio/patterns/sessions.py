@@ -29,9 +29,6 @@ from ...patterns.sessions import _SessionPlans
 
 __all__ = ["SessionStore", "Cart", "Presence"]
 
-_check: Callable[[Any, str], Any] = staticmethod(check_async_client)  # type: ignore[assignment]
-
-
 class SessionStore(_SessionPlans):
     """Server-side sessions (see :class:`fastredis.SessionStore`), awaited.
 
@@ -53,7 +50,7 @@ class SessionStore(_SessionPlans):
         (None, {'cart': [1, 2], 'theme': 'dark'}, 1)
     """
 
-    _check_client = _check
+    _check_client: Callable[[Any, str], Any] = staticmethod(check_async_client)
     create = async_operation(_SessionPlans.plan_create)
     get = async_operation(_SessionPlans.plan_get)
     touch = async_operation(_SessionPlans.plan_touch)
@@ -82,7 +79,7 @@ class Cart(_CartPlans):
         (1, {'apple': 3}, 3)
     """
 
-    _check_client = _check
+    _check_client: Callable[[Any, str], Any] = staticmethod(check_async_client)
     add = async_operation(_CartPlans.plan_add)
     set_qty = async_operation(_CartPlans.plan_set_qty)
     remove = async_operation(_CartPlans.plan_remove)
@@ -109,7 +106,7 @@ class Presence(_PresencePlans):
         (['ann', 'bob'], ['bob'])
     """
 
-    _check_client = _check
+    _check_client: Callable[[Any, str], Any] = staticmethod(check_async_client)
     heartbeat = async_operation(_PresencePlans.plan_heartbeat)
     leave = async_operation(_PresencePlans.plan_leave)
     online = async_operation(_PresencePlans.plan_online)

@@ -110,4 +110,4 @@ class Consumer(_ConsumerPlans):
         await self.aclose()
 
 
-EventStream._consumer_class = Consumer
+EventStream._consumer_class = Consumer  # type: ignore[misc]  # (defined after the stream)

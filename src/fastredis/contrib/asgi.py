@@ -42,7 +42,8 @@ with ``group``, to share one budget between routes).
 
 Path patterns: ``"/login"`` (exact), ``"/items/{id}"`` (one path segment),
 ``"/files/{rest:path}"`` (the rest of the path), ``"/static/*"`` (a prefix),
-each optionally preceded by a method: ``"POST /login"``.
+each optionally preceded by a method: ``"POST /login"``. Within one mapping
+an exact path wins over patterns, and patterns are tried in order.
 
 Example::
 

@@ -10,13 +10,18 @@ to bench-results-integrations.json).
   and without its rate-limit headers, which cost slowapi a second round
   trip). Each round is 100 admitted requests through an in-process client:
   httpx.ASGITransport, or a minimal ASGI driver (less noise of its own), one
-  request at a time ("c1") or 32 concurrent ("c32"). The cost of the
-  middleware per request is its time minus the bare app's.
+  request at a time ("c1") or 25 concurrent ("c32"). The cost of the
+  middleware per request is its time minus the bare app's. The
+  ``asgi-interleaved-*`` tests run the four apps in turn, round after round
+  (a change in the machine's load hits all four alike), and also report
+  CPU time per request (``-cpu``: the work the server process does, without
+  the time it waits; slowapi's blocking Redis call stalls the event loop
+  during that wait, fastredis's does not).
 - Django cache: ``cache.get`` of a hot key and of a missing key on
   fastredis's TieredCacheBackend (strict and relaxed coherence) and on
   Django's built-in ``django.core.cache.backends.redis.RedisCache``; values
   a str and a small dict (pickled by both; the dict is unpickled per get by
-  both).
+  both); ``django-get-interleaved`` alternates the backends round by round.
 - Metrics: a limiter hit and a TieredCache L1 get with metrics off, with a
   no-op hook, and with the OpenTelemetry SDK (in-memory reader).
 """
@@ -25,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import statistics
 import time
 from typing import Any, Callable, Dict, Iterator, List
 
@@ -148,6 +154,56 @@ def test_asgi(benchmark: Any, server: Any, loop: asyncio.AbstractEventLoop, clie
         loop.run_until_complete(http.aclose())
 
 
+@pytest.mark.parametrize("client", ["direct-c1", "direct-c32", "httpx-c1"])
+def test_asgi_interleaved(benchmark: Any, server: Any, loop: asyncio.AbstractEventLoop, client: str) -> None:
+    """The four apps in turn, round after round, so that a change in the
+    machine's load hits them alike; medians of wall and CPU time per request."""
+    pytest.importorskip("slowapi")
+    benchmark.group = f"asgi-interleaved-{client}"
+    cases = ["bare", "fastredis", "slowapi+headers", "slowapi"]
+    built = apps(server.url)
+    runners: Dict[str, Callable[[], Any]] = {}
+    closers: List[Any] = []
+    for case in cases:
+        app = built[case]()
+        if client.startswith("httpx"):
+            http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app, client=("10.0.0.1", 5000)), base_url="http://bench")
+            closers.append(http)
+
+            async def batch(http: Any = http) -> List[int]:
+                return [(await http.get("/")).status_code for _ in range(REQUESTS // 2)]
+        elif client.endswith("c32"):
+            async def batch(app: Any = app) -> List[int]:
+                out: List[int] = []
+                for _ in range(REQUESTS // 2 // 25):
+                    out += await asyncio.gather(*(direct(app) for _ in range(25)))
+                return out
+        else:
+            async def batch(app: Any = app) -> List[int]:
+                return [await direct(app) for _ in range(REQUESTS // 2)]
+        runners[case] = batch
+    wall: Dict[str, List[float]] = {c: [] for c in cases}
+    cpu: Dict[str, List[float]] = {c: [] for c in cases}
+
+    def one_round() -> None:
+        for case in cases:
+            w0, c0 = time.perf_counter(), time.process_time()
+            assert loop.run_until_complete(runners[case]()) == [200] * (REQUESTS // 2)
+            wall[case].append((time.perf_counter() - w0) / (REQUESTS // 2))
+            cpu[case].append((time.process_time() - c0) / (REQUESTS // 2))
+
+    one_round()  # warm-up
+    for c in cases:
+        wall[c].clear()
+        cpu[c].clear()
+    benchmark.pedantic(one_round, rounds=21, iterations=1)
+    for c in cases:
+        RESULTS.setdefault(f"asgi-interleaved-{client}", {})[c] = statistics.median(wall[c])
+        RESULTS.setdefault(f"asgi-interleaved-{client}-cpu", {})[c] = statistics.median(cpu[c])
+    for http in closers:
+        loop.run_until_complete(http.aclose())
+
+
 # -- Django ------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -205,6 +261,35 @@ def test_django_get_miss(benchmark: Any, django_caches: Dict[str, Any], backend:
 
     assert benchmark.pedantic(run, rounds=10, iterations=1, warmup_rounds=1) is None
     record(benchmark, benchmark.group, backend, REQUESTS)
+
+
+def test_django_get_interleaved(benchmark: Any, django_caches: Dict[str, Any]) -> None:
+    """Hot and missing keys on the three backends in turn, round after round."""
+    benchmark.group = "django-get-interleaved"
+    for name, cache in django_caches.items():
+        cache.set("hot-str", VALUES["str"], timeout=None)
+        deadline = time.monotonic() + 5
+        while name.startswith("fastredis") and cache._tiered.get_local(cache.make_key("hot-str"), None) is None:
+            cache.get("hot-str")
+            assert time.monotonic() < deadline, "the hot key did not reach L1"
+            time.sleep(0.001)
+    times: Dict[str, List[float]] = {}
+
+    def one_round() -> None:
+        for name, cache in django_caches.items():
+            get = cache.get
+            for key, n in (("hot-str", 2000 if name.startswith("fastredis") else 50), ("absent", 50)):
+                t0 = time.perf_counter()
+                for _ in range(n):
+                    get(key)
+                times.setdefault(f"{'hot' if key == 'hot-str' else 'miss'} {name}", []).append((time.perf_counter() - t0) / n)
+
+    one_round()
+    times.clear()
+    benchmark.pedantic(one_round, rounds=15, iterations=1)
+    for label, samples in times.items():
+        kind, name = label.split(" ", 1)
+        RESULTS.setdefault(f"django-get-interleaved-{kind}", {})[name] = statistics.median(samples)
 
 
 # -- metrics ---------------------------------------------------------------------------------
@@ -270,19 +355,23 @@ def test_metrics_l1_get(benchmark: Any, fast: Any, sink: str) -> None:
 def summary() -> List[str]:
     lines: List[str] = []
     payload: Dict[str, Any] = {"seconds_per_operation": RESULTS, "ratios": {}}
-    for client in ("direct-c1", "direct-c32", "httpx-c1"):
-        got = RESULTS.get(f"asgi-{client}", {})
+    groups = [f"asgi-{c}" for c in ("direct-c1", "direct-c32", "httpx-c1")]
+    groups += [f"asgi-interleaved-{c}{t}" for c in ("direct-c1", "direct-c32", "httpx-c1") for t in ("", "-cpu")]
+    for group in groups:
+        client = group[len("asgi-"):]
+        got = RESULTS.get(group, {})
         if {"bare", "fastredis"} <= got.keys():
             base, ours = got["bare"], got["fastredis"]
             cost = ours - base
-            line = f"asgi {client}: bare {base * 1e6:.1f} us/request; fastredis middleware costs {cost * 1e6:.1f} us"
+            line = f"asgi {client}: bare {base * 1e6:.1f} us/request; the fastredis middleware costs {cost * 1e6:.1f} us"
             for other in ("slowapi+headers", "slowapi"):
                 if other in got:
                     ratio = (got[other] - base) / cost if cost > 0 else float("nan")
                     payload["ratios"][f"asgi {client}: {other} cost / fastredis cost"] = ratio
                     line += f"; {other} {(got[other] - base) * 1e6:.1f} us ({ratio:.1f}x)"
             lines.append(line)
-    for group in ("django-get-hot-str", "django-get-hot-dict", "django-get-miss"):
+    for group in ("django-get-hot-str", "django-get-hot-dict", "django-get-miss",
+                  "django-get-interleaved-hot", "django-get-interleaved-miss"):
         got = RESULTS.get(group, {})
         if "django-RedisCache" in got:
             theirs = got["django-RedisCache"]

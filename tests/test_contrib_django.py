@@ -74,7 +74,7 @@ def test_django_cache_test_suite(django_tests_dir: str, server_factory: Any) -> 
     """Django's BaseCacheTests on three configurations, each in its own process
     (and on its own server, so their clear() calls cannot meet)."""
     variants = ["TieredCacheBackendTests", "TieredCacheBackendRelaxedTests", "TieredCacheBackendNoL1Tests"]
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in [os.path.join(ROOT, "src"), os.environ.get("PYTHONPATH", "")] if p))
+    env = dict(os.environ)  # the subprocesses import the fastredis this process imported (same PYTHONPATH)
     procs = []
     for name in variants:
         server = server_factory()
@@ -98,7 +98,7 @@ def test_django_cache_test_suite(django_tests_dir: str, server_factory: Any) -> 
 
 class Worker:
     def __init__(self, url: str, coherence: str = "strict", prefix: str = "xproc") -> None:
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in [os.path.join(ROOT, "src"), os.environ.get("PYTHONPATH", "")] if p))
+        env = dict(os.environ)
         self.proc = subprocess.Popen(
             [sys.executable, os.path.join(SUITE, "worker.py"), url, coherence, prefix],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env, bufsize=1,

@@ -104,8 +104,7 @@ EXAMPLES = os.path.dirname(TOUR)
 
 
 def _example_env(redis_url: str) -> dict:
-    src = os.path.join(os.path.dirname(EXAMPLES), "src")
-    path = os.pathsep.join(p for p in [EXAMPLES, src, os.environ.get("PYTHONPATH", "")] if p)
+    path = os.pathsep.join(p for p in [EXAMPLES, os.environ.get("PYTHONPATH", "")] if p)
     return dict(os.environ, REDIS_URL=redis_url, PYTHONPATH=path)
 
 

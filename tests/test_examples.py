@@ -66,9 +66,10 @@ def test_readme_shows_the_tour() -> None:
 ASYNC_TOUR = os.path.join(os.path.dirname(TOUR), "async_tour.py")
 
 
-def test_async_tour_runs(redis_url: str, server_factory: Callable[..., Any]) -> None:
+def test_async_tour_runs(redis_url: str, server_factory: "Callable[..., Any]") -> None:
     """docs/async_patterns.md's tour (examples/async_tour.py), on a flushed server."""
     import asyncio
+    import importlib.util
 
     import redis
 

@@ -294,11 +294,12 @@ def _call_with_user_retry(
 
 class NotWritten(Exception):
     """Raised by an attempt that failed before any byte of its commands was
-    written (the health-check PING, a queue that never reached the socket):
-    re-sending is safe. ``error`` is the cause, what the caller finally sees.
-    ``final=True`` marks a failure to open a connection, which redis-py does
-    not retry at the command level either (the connection's own ``connect()``
-    already retried it).
+    written (the health-check PING, a queue that never reached the socket,
+    a LOADING reply): re-sending is safe. ``error`` is the cause, what the
+    caller finally sees. ``final=True`` raises ``error`` as it is, without a
+    retry: a failure to open a connection (redis-py does not retry it at the
+    command level either: the connection's own ``connect()`` already did), or
+    an error whose outcome is known.
 
     Example::
 
@@ -388,9 +389,7 @@ async def acall_with_policy(
             raise e.error from None
 
     def retryable(error: Exception) -> bool:
-        if retry_writes or not state[0] or not isinstance(error, _CONNECTION_ERRORS):
-            return True
-        if not transaction and all(is_idempotent(c) for c in commands()):
+        if retry_writes or not state[0] or not _lost(error) or _resendable(commands, transaction):
             return True
         state[1] = True
         return False

@@ -37,6 +37,7 @@ import logging
 import math
 import os
 import random
+import select
 import threading
 import time
 import uuid
@@ -58,6 +59,7 @@ import orjson
 from redis._parsers import _HiredisParser, _RESP3Parser
 from redis.utils import HIREDIS_AVAILABLE
 
+from .. import metrics as _metrics
 from .._text import check_finite
 from ..exceptions import ClosedError
 from ..keys import KeyPart, escape_part, validate_prefix
@@ -310,6 +312,8 @@ class _CachePlans:
             value = yield from self._accept(ck, vkey, token, reply)
         finally:
             self._state.end(vkey, token)
+        if _metrics.ON:
+            _metrics.cache_lookups(self, "miss" if value is MISSING else "l2_hit")
         return default if value is MISSING else value
 
     def plan_get_many(self, keys: Iterable[CacheKey]) -> Steps[Dict[CacheKey, Any]]:
@@ -341,6 +345,8 @@ class _CachePlans:
             else:
                 vkey = self._vkey(ck)
                 todo.append((key, ck, vkey, state.begin(vkey)))
+        if _metrics.ON:
+            _metrics.cache_lookups(self, "l1_hit", len(out))
         if not todo:
             return out
         try:
@@ -353,6 +359,8 @@ class _CachePlans:
         finally:
             for _, _, vkey, token in todo:
                 state.end(vkey, token)
+        if _metrics.ON:
+            _metrics.cache_l2_results(self, [key in out for key, _ck, _vk, _tok in todo])
         return out
 
     def _accept(self, ck: str, vkey: str, token: Optional[object], reply: Sequence[Any]) -> Steps[Any]:
@@ -587,6 +595,8 @@ class _CachePlans:
                 if status in ("hit", "refresh"):
                     value = yield from self._accept(ck, vkey, token if status == "hit" else None, reply)
                     if value is not MISSING and status == "hit":
+                        if _metrics.ON:
+                            _metrics.cache_lookups(self, "l2_hit")
                         return value
                     if value is not MISSING:  # early refresh: keep serving the old value on failure
                         try:
@@ -624,9 +634,13 @@ class _CachePlans:
             value = yield Invoke(loader)
             payload = self._payload(value)
         except Exception:
+            if _metrics.ON:
+                _metrics.cache_load(self, _monotonic() - started, ok=False)
             yield self._release_lease(lkey, lease)
             raise
         delta = _monotonic() - started
+        if _metrics.ON:
+            _metrics.cache_load(self, delta, ok=True)
         if value is None and negative_ttl is not None:
             if negative_ttl == 0:
                 yield self._release_lease(lkey, lease)
@@ -725,9 +739,50 @@ def _connect_tracking(client: Any, state: L1) -> Any:
     return conn
 
 
-def _track(stop: threading.Event, client: Any, state: L1, label: str) -> None:
+class _Link:
+    """The tracking connection as other threads may drain it
+    (:meth:`TieredCache.apply_invalidations`): one reader at a time."""
+
+    __slots__ = ("lock", "conn", "ready", "close")
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.conn: Any = None
+        self.ready: Optional[Callable[[], Any]] = None  # is data waiting on the socket (no data consumed)
+        self.close: Callable[[], None] = _nothing
+
+    def attach(self, conn: Any) -> None:
+        sock = conn._sock
+        if hasattr(select, "epoll"):  # unlike select.poll objects, several threads may poll it at once
+            ep = select.epoll()
+            ep.register(sock.fileno(), select.EPOLLIN)
+            self.ready, self.close = functools.partial(ep.poll, 0), ep.close
+        else:  # pragma: no cover - not Linux
+            fd = sock.fileno()
+            self.ready = lambda: select.select([fd], [], [], 0)[0]
+        self.conn = conn
+
+    def detach(self) -> None:
+        close, self.close = self.close, _nothing
+        self.ready = None
+        self.conn = None
+        close()
+
+    def drain(self) -> None:
+        """Read every reply already received (pushes go to the L1's handler); hold ``lock``."""
+        conn = self.conn
+        while conn.can_read(timeout=0):
+            conn.read_response(push_request=True)
+
+
+def _nothing() -> None:
+    return None
+
+
+def _track(stop: threading.Event, client: Any, state: L1, label: str, link: Optional[_Link] = None) -> None:
     """The tracking thread: holds the L1 state, never the cache."""
     backoff = 0.05
+    link = link if link is not None else _Link()
     while not stop.is_set():
         conn = None
         try:
@@ -735,14 +790,21 @@ def _track(stop: threading.Event, client: Any, state: L1, label: str) -> None:
             state.up()
             backoff = 0.05
             last = _monotonic()
+            poll = select.poll()
+            poll.register(conn._sock, select.POLLIN)
+            link.attach(conn)
             while not stop.is_set():
-                if conn.can_read(timeout=0.1):
-                    conn.read_response(push_request=True)
+                # wait on the socket, then read under the link's lock: another
+                # thread's apply_invalidations may drain the same connection
+                if poll.poll(100):
+                    with link.lock:
+                        link.drain()
                     last = _monotonic()
                 elif _monotonic() - last > 1.0:
                     # liveness probe; pushes queued before the reply are handled by read_response
-                    conn.send_command("PING")
-                    conn.read_response()
+                    with link.lock:
+                        conn.send_command("PING")
+                        conn.read_response()
                     last = _monotonic()
         except Exception as exc:
             if not stop.is_set():
@@ -750,6 +812,7 @@ def _track(stop: threading.Event, client: Any, state: L1, label: str) -> None:
                 log.warning("TieredCache %r: invalidation connection lost (%s); L1 flushed and bypassed", label, exc)
         finally:
             state.down()
+            link.detach()
             if conn is not None:
                 try:
                     conn.disconnect()
@@ -798,6 +861,7 @@ class TieredCache(_CachePlans):
         self._flights_lock = threading.Lock()
         self._thread: Optional[threading.Thread] = None
         self._stop: Optional[threading.Event] = None
+        self._link = _Link()
         if self._l1_enabled:
             self._start_tracking(wait=2.0)
 
@@ -954,7 +1018,7 @@ class TieredCache(_CachePlans):
         with self._flights_lock:
             if self._thread is not None:
                 return
-            self._thread, self._stop = owner_thread(self, _track, self.client, self._state, self.prefix,
+            self._thread, self._stop = owner_thread(self, _track, self.client, self._state, self.prefix, self._link,
                                                     name=f"fastredis-cache-tracking-{self.prefix}")
             t = self._thread
         deadline = _monotonic() + wait
@@ -969,6 +1033,97 @@ class TieredCache(_CachePlans):
         self._state.after_fork()
         self._thread = None  # the parent's thread and socket: never used, never shut down here
         self._stop = None
+        self._link = _Link()
+
+    # ------------------------------------------- for integrations (Django backend)
+    def redis_key(self, key: CacheKey) -> str:
+        """The Redis (L2) key that holds ``key``'s value.
+
+        Example::
+
+            >>> from fastredis.server import RedisServer
+            >>> server = RedisServer(); cache = TieredCache(server.client(), prefix="app")
+            >>> cache.redis_key("user:1")
+            '{app}:v:user%3A1'
+            >>> cache.close(); server.stop()
+        """
+        return self._vkey(_canonical(key))
+
+    def get_local(self, key: CacheKey, default: Any = None) -> Any:
+        """``key``'s value from this process's L1 if it holds a fresh one, else
+        ``default``; never a round trip (in an event loop: fall back to a
+        thread on a miss).
+
+        Example::
+
+            >>> from fastredis.server import RedisServer
+            >>> server = RedisServer(); cache = TieredCache(server.client())
+            >>> cache.set("k", 1); cache.get_local("k", "not in L1")
+            'not in L1'
+            >>> cache.apply_invalidations()   # our own write's echo, before reading into L1
+            >>> cache.get("k"), cache.get_local("k")
+            (1, 1)
+            >>> cache.close(); server.stop()
+        """
+        value = self._state.lookup(_canonical(key))
+        return default if value is MISSING else value
+
+    def forget_local(self, *keys: CacheKey) -> None:
+        """Drop ``keys`` from this process's L1 now: call it after writing their
+        Redis keys (:meth:`redis_key`) yourself. Other processes learn of the
+        write through tracking, as for every write.
+
+        Example::
+
+            >>> from fastredis.server import RedisServer
+            >>> server = RedisServer(); r = server.client(); cache = TieredCache(r)
+            >>> cache.set("k", 1); cache.get("k")
+            1
+            >>> _ = r.set(cache.redis_key("k"), b"2"); cache.forget_local("k"); cache.get("k")
+            2
+            >>> cache.close(); server.stop()
+        """
+        cks = [_canonical(k) for k in keys]
+        self._state.forget(cks, [self._vkey(ck) for ck in cks])
+
+    def apply_invalidations(self) -> None:
+        """Apply now the invalidations that already reached this process.
+
+        The tracking thread applies them within moments (or, while this
+        process keeps the GIL busy, some milliseconds later). Call this
+        before an L1 read that must see every write acknowledged before it,
+        in any process: Redis sends a write's invalidation to every tracking
+        connection before it answers the writer, so after this call no write
+        acknowledged earlier is missed. Costs one ``epoll_wait(2)`` when
+        nothing is pending.
+
+        Example::
+
+            >>> from fastredis.server import RedisServer
+            >>> server = RedisServer(); r = server.client(); cache = TieredCache(r)
+            >>> cache.set("k", 1); cache.get("k")
+            1
+            >>> other = server.client(); _ = other.set(cache.redis_key("k"), b"2")
+            >>> cache.apply_invalidations(); cache.get("k")
+            2
+            >>> cache.close(); server.stop()
+        """
+        link = self._link
+        ready = link.ready
+        if ready is None:
+            return
+        try:
+            if not ready() and not link.lock.locked():
+                return
+        except (OSError, ValueError):  # closed by a reconnect: the new connection starts with an empty L1
+            return
+        with link.lock:
+            if link.conn is None:
+                return
+            try:
+                link.drain()
+            except Exception:  # the tracking thread reconnects; until then L1 is bypassed
+                self._state.down()
 
     # -------------------------------------------------------------- lifecycle
     def close(self) -> None:

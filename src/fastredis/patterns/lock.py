@@ -35,6 +35,7 @@ from typing import Any, Callable, Iterator, Optional, Sequence, Tuple, Union
 
 from .._text import check_finite, to_str
 from ..exceptions import LockError, LockNotOwnedError
+from .. import metrics as _metrics
 from ..keys import KeyPart, KeySpace
 from ..scripts import LuaScript, run
 from ._clients import check_sync_client
@@ -348,7 +349,8 @@ class _LockPlans:
             raise ValueError("timeout cannot be given with blocking=False")
         if self.token is not None and not self._lost and self._pid == os.getpid():
             raise LockError(f"{self.key!r} is already held by this Lock object; Lock is not reentrant")
-        return self._acquire_steps(blocking, timeout)
+        steps = self._acquire_steps(blocking, timeout)
+        return _metrics.timed_acquire(self, steps) if _metrics.ON else steps
 
     def _acquire_steps(self, blocking: bool, timeout: Optional[float]) -> Steps[bool]:
         token = new_token()
@@ -437,9 +439,11 @@ class _LockPlans:
         release = release_plan(self._space, self.name, self.key, token, self.channel, self._ttl_ms)
 
         def interpret(reply: Any) -> None:
+            known_lost, self._lost = self._lost, False
             self.token = None
-            self._lost = False
             if not release.interpret(reply):
+                if _metrics.ON and not known_lost:  # a watchdog that gave up counted it already
+                    _metrics.lock_lost(self)
                 raise LockNotOwnedError(f"cannot release {self.key!r}: the lock expired or has another owner")
 
         return Plan.one(release.calls[0], interpret)
@@ -472,6 +476,8 @@ class _LockPlans:
         def interpret(reply: Any) -> float:
             new_ms = int(reply)
             if new_ms <= 0:
+                if _metrics.ON and not self._lost:
+                    _metrics.lock_lost(self)
                 self._lost = True
                 raise LockNotOwnedError(f"cannot extend {self.key!r}: the lock expired or has another owner")
             return new_ms / 1000.0
@@ -512,6 +518,8 @@ class _LockPlans:
         return Plan.one(Call(("GET", self.key)), lambda held: to_str(held) == token)
 
     def _mark_lost(self) -> None:
+        if _metrics.ON and not self._lost:
+            _metrics.lock_lost(self)
         self._lost = True
         if self.on_lost is not None:
             try:

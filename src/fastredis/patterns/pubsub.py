@@ -28,6 +28,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
+from .. import metrics as _metrics
 from .._text import check_finite, to_str
 from ..exceptions import ClosedError
 from ..keys import KeySpace, escape_part
@@ -145,6 +146,8 @@ class SubscriptionState:
     def reconnected(self) -> None:
         """A connection replaced a lost one."""
         self.reconnects += 1
+        if _metrics.ON:
+            _metrics.pubsub_reconnect(self)
 
     def dropped(self, reason: str, wall: float) -> None:
         """The connection failed (or a connect attempt did): a gap starts, if none is open."""

@@ -44,6 +44,7 @@ from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Se
 from redis.crc import key_slot
 
 from .. import _window
+from .. import metrics as _metrics
 from ..keys import KeyPart, KeySpace
 from ..scripts import LuaScript
 from ._clients import check_sync_client, is_cluster
@@ -212,6 +213,8 @@ class _RateLimit:
             out: List[Decision] = []
             for reply in replies:
                 out.extend(_window.decode_decisions(reply, limits, Decision))
+            if _metrics.ON and mode == "hit":
+                _metrics.limiter_decisions(self, out)
             if not order:
                 return out
             placed: List[Any] = [None] * len(out)
@@ -274,6 +277,8 @@ class _RateLimit:
                 if not d.allowed and d.retry_after != _INF:
                     deny.deny(self._parts[0]._state_key(k), now + d.retry_after, now)
                 out.append(d)
+            if _metrics.ON:  # the decisions the deny cache made without a round trip
+                _metrics.limiter_decisions(self, [d for d, w in zip(out, waits) if w > 0.0])
             return out
 
         return Plan(ask.calls, interpret, batch=True)

@@ -29,6 +29,7 @@ from typing import Any, List, Optional, Sequence
 
 from .._text import check_finite
 from ..exceptions import LockError, LockNotOwnedError
+from .. import metrics as _metrics
 from ..keys import KeyPart, KeySpace
 from ..scripts import run
 from ._clients import check_sync_client, is_cluster
@@ -133,7 +134,8 @@ class _RedlockPlans:
             raise TypeError(f"blocking must be a bool, got {blocking!r}")
         if self.token is not None and self._pid == os.getpid() and self.validity > 0:
             raise LockError(f"{self.key!r} is already held by this Redlock object; it is not reentrant")
-        return self._acquire_steps(1 + (self.retry_count if blocking else 0))
+        steps = self._acquire_steps(1 + (self.retry_count if blocking else 0))
+        return _metrics.timed_acquire(self, steps) if _metrics.ON else steps
 
     def _acquire_steps(self, attempts: int) -> Steps[bool]:
         for attempt in range(attempts):
@@ -221,6 +223,8 @@ class _RedlockPlans:
             self.extensions += 1
             return self.validity
         self.token = None
+        if _metrics.ON:
+            _metrics.lock_lost(self)
         yield self._release_everywhere(token)
         raise LockNotOwnedError(f"cannot extend {self.key!r}: only {done} of {len(self.nodes)} nodes still had it")
 
@@ -248,6 +252,8 @@ class _RedlockPlans:
     def _release_steps(self, token: str) -> Steps[None]:
         done = yield self._release_everywhere(token)
         if done < self.quorum:
+            if _metrics.ON:
+                _metrics.lock_lost(self)
             raise LockNotOwnedError(
                 f"released {self.key!r} on {done} of {len(self.nodes)} nodes, fewer than the quorum {self.quorum}"
             )

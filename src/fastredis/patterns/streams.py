@@ -31,6 +31,7 @@ from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .._text import check_finite, to_str
+from .. import metrics as _metrics
 from ..exceptions import ClosedError
 from ..keys import KeySpace
 from ..scripts import LuaScript
@@ -389,6 +390,8 @@ class _ConsumerPlans:
 
     def _claimed(self, reply: Any) -> Tuple[str, List[Entry]]:
         next_start, entries, counts, dead, gone = reply
+        if dead and _metrics.ON:
+            _metrics.stream_dead_letters(self.stream, self.group, len(dead))
         self.dead_lettered += [to_str(i) for i in dead]
         self.trimmed += [to_str(i) for i in gone]
         out = []
@@ -422,7 +425,8 @@ class _ConsumerPlans:
             raise TypeError(f"count must be an int, got {type(n).__name__}")
         if n < 1:
             raise ValueError(f"count must be >= 1, got {n!r}")
-        return self._read_steps(n, block)
+        steps = self._read_steps(n, block)
+        return _metrics.counted_reads(self, steps) if _metrics.ON else steps
 
     def _read_steps(self, n: int, block: Optional[float]) -> Steps[List[Entry]]:
         while self._own_cursor is not None:  # a restart after a crash: our own pending first

@@ -66,6 +66,8 @@ def run_bench(args: argparse.Namespace) -> int:
             ceiling = _bench.redis_benchmark_ceiling(server.port)
     info = _bench.machine()
     _print_table(results, ceiling, info, impls)
+    for (case_name, client), error in _bench.ERRORS.items():
+        print(f"{case_name} :: {client} raised {error}")
     if args.json:
         payload: Dict[str, Any] = {
             "machine": info,

@@ -44,6 +44,9 @@ class Case:
     #: Runs on a throwaway 3-master cluster with the cluster clients
     #: (:func:`cluster_client_classes`) instead of one server.
     cluster: bool = False
+    #: "" for the sync clients; "asyncio" or "uvloop" for the asyncio clients
+    #: (then ``prepare`` is a coroutine function returning a coroutine function).
+    loop: str = ""
 
 
 def _keys(n: int) -> List[str]:
@@ -251,6 +254,63 @@ def _threads_get(n: int, threads: int) -> Callable[[Any], Callable[[], Any]]:
     return prepare
 
 
+# -- asyncio cases: redis.asyncio (+hiredis) against fastredis.asyncio ----------
+
+
+def _apipeline_set(n: int) -> Callable[[Any], Any]:
+    keys = _keys(n)
+
+    async def prepare(c: Any) -> Callable[[], Any]:
+        async def run() -> Any:
+            p = c.pipeline(transaction=False)
+            for k in keys:
+                p.set(k, "value")
+            return await p.execute()
+
+        return run
+
+    return prepare
+
+
+def _apipeline_get(n: int) -> Callable[[Any], Any]:
+    keys = _keys(n)
+
+    async def prepare(c: Any) -> Callable[[], Any]:
+        p = c.pipeline(transaction=False)
+        for k in keys:
+            p.set(k, "value-" + k)
+        await p.execute()
+
+        async def run() -> Any:
+            p = c.pipeline(transaction=False)
+            for k in keys:
+                p.get(k)
+            return await p.execute()
+
+        return run
+
+    return prepare
+
+
+def _atasks_get(tasks: int, each: int) -> Callable[[Any], Any]:
+    import asyncio
+
+    async def prepare(c: Any) -> Callable[[], Any]:
+        await c.set("shared", "value")
+
+        async def worker() -> None:
+            get = c.get
+            for _ in range(each):
+                await get("shared")
+
+        async def run() -> Any:
+            await asyncio.gather(*(worker() for _ in range(tasks)))
+
+        return run
+
+    return prepare
+
+
 def _processes_get(n: int, procs: int) -> Callable[[Any], Callable[[], Any]]:
     """``procs`` forked processes, each with its own client of the same class,
     each a GET loop (n GETs in all; the fork is inside the timing, for both)."""
@@ -282,6 +342,54 @@ def _processes_get(n: int, procs: int) -> Callable[[Any], Callable[[], Any]]:
     return prepare
 
 
+def _aseq_get(n: int) -> Callable[[Any], Any]:
+    async def prepare(c: Any) -> Callable[[], Any]:
+        await c.set("single", "value")
+
+        async def run() -> Any:
+            get = c.get
+            for _ in range(n):
+                await get("single")
+
+        return run
+
+    return prepare
+
+
+def _aburst(n: int) -> Callable[[Any], Any]:
+    import asyncio
+
+    async def prepare(c: Any) -> Callable[[], Any]:
+        await c.set("burst", "value")
+
+        async def run() -> Any:
+            replies = await asyncio.gather(*(c.get("burst") for _ in range(n)), return_exceptions=True)
+            errors = [e for e in replies if isinstance(e, BaseException)]
+            if errors:
+                raise errors[0]
+            return replies
+
+        return run
+
+    return prepare
+
+
+def _async_cases(loop: str) -> List[Case]:
+    tag = "" if loop == "asyncio" else f" ({loop})"
+    return [
+        Case(f"asyncio pipeline 50k SET{tag}", 50_000, _apipeline_set(50_000), "≥ 8×", loop=loop),
+        Case(f"asyncio pipeline 50k GET{tag}", 50_000, _apipeline_get(50_000), "≥ 6×", loop=loop),
+        Case(f"asyncio 100 tasks x 200 GET{tag}", 20_000, _atasks_get(100, 200), "≥ 4×", loop=loop),
+        Case(f"asyncio one task GET loop 5k{tag}", 5_000, _aseq_get(5_000), "≥ 1.5×", loop=loop, rounds=9),
+        Case(f"asyncio 1,000-task burst GET{tag}", 1_000, _aburst(1_000), "no error", loop=loop, rounds=21),
+    ]
+
+
+#: The asyncio cases, on the default event loop and on uvloop.
+ASYNC_CASES: List[Case] = _async_cases("asyncio") + _async_cases("uvloop")
+#: Errors a client raised in an asyncio case (the burst): ``{(case, client class): text}``.
+ERRORS: Dict[Any, str] = {}
+
 CASES: List[Case] = [
     # 10k cases take ~10 ms a round, so one scheduler hiccup moves a median of
     # 5: they get 21 rounds.
@@ -300,6 +408,7 @@ CASES: List[Case] = [
     Case("single-command GET loop 10k", 10_000, _single_get(10_000), "≥ 1.2×"),
     Case("16 threads x GET loop, one client (32k)", 32_000, _threads_get(32_000, 16), "≥ 1×"),
     Case("4 processes x GET loop (32k)", 32_000, _processes_get(32_000, 4), "≥ 1×"),
+    *ASYNC_CASES,
 ]
 
 
@@ -390,8 +499,73 @@ def client_classes() -> Dict[str, type]:
     return {"redis-py": redis.Redis, "fastredis": fastredis.Redis, "fastredis-py": client_class_for(_resp_py)}
 
 
+def async_class_for(cls: type) -> type:
+    """The asyncio client matching the sync client ``cls`` of :func:`client_classes`.
+
+    Example::
+
+        >>> import redis.asyncio
+        >>> async_class_for(redis.Redis) is redis.asyncio.Redis
+        True
+    """
+    import redis.asyncio
+
+    if cls is redis.Redis:
+        return redis.asyncio.Redis
+    import fastredis.asyncio
+    from fastredis.asyncio.client import client_class_for
+
+    parser = getattr(cls, "parser_class", None)
+    core = getattr(parser, "core", None)
+    if core is not None and core.__name__.endswith("_resp_py"):
+        return client_class_for(core)
+    return fastredis.asyncio.Redis
+
+
+def time_async_case(case: Case, cls: type, port: int, rounds: Optional[int] = None) -> float:
+    """Median ops/s of the asyncio ``case`` on a fresh asyncio client of ``cls``
+    (a sync class of :func:`client_classes`, or an asyncio class), on the
+    case's event loop; NaN (and the error in :data:`ERRORS`) if it raised."""
+    import asyncio
+
+    acls = cls if getattr(cls, "_is_async_client", False) else async_class_for(cls)
+    if case.loop == "uvloop":
+        import uvloop
+
+        loop = uvloop.new_event_loop()
+    else:
+        loop = asyncio.new_event_loop()
+
+    async def measure() -> List[float]:
+        c = acls(host="127.0.0.1", port=port, decode_responses=case.decode)
+        try:
+            await c.flushdb()
+            run = await case.prepare(c)
+            await run()  # warm-up (connections, caches)
+            samples = []
+            for _ in range(rounds or case.rounds):
+                t0 = time.perf_counter()
+                await run()
+                samples.append(time.perf_counter() - t0)
+            return samples
+        finally:
+            await c.aclose()
+
+    try:
+        samples = loop.run_until_complete(measure())
+    except Exception as e:
+        ERRORS[(case.name, acls.__module__ + "." + acls.__name__)] = f"{type(e).__name__}: {e}"
+        return float("nan")
+    finally:
+        loop.close()
+    return case.ops / statistics.median(samples)
+
+
 def time_case(case: Case, cls: type, port: int, rounds: Optional[int] = None) -> float:
-    """Median ops/s of ``case`` on a fresh client of ``cls``."""
+    """Median ops/s of ``case`` on a fresh client of ``cls`` (its asyncio
+    twin for an asyncio case)."""
+    if case.loop:
+        return time_async_case(case, cls, port, rounds)
     c = cls(host="127.0.0.1", port=port, decode_responses=case.decode)
     c.flushdb()
     run = case.prepare(c)

@@ -48,6 +48,12 @@ __all__ = [
     "record_success",
     "record_failure",
     "single_connection_event",
+    "AsyncHiredisParser",
+    "ASYNC_PLAIN_CONNECTIONS",
+    "ASYNC_SENTINEL_CONNECTIONS",
+    "ASYNC_FAST_PATH",
+    "ASYNC_PROBLEMS",
+    "async_observability_enabled",
 ]
 
 
@@ -250,6 +256,109 @@ def single_connection_event(client: Any) -> None:
         AfterSingleConnectionInstantiationEvent(client.connection, ClientType.SYNC, client.single_connection_lock)
     )
 
+
+# -- redis.asyncio ------------------------------------------------------------
+# fastredis.asyncio subclasses redis.asyncio's client and pipeline, installs a
+# parser derived from _AsyncHiredisParser, takes over the transport of a
+# connection redis-py connected and handshook (``_writer.transport``,
+# ``_reader._buffer``), and calls the pool's get_connection/release.
+ASYNC_PROBLEMS: List[str] = []
+_sync_problems = len(PROBLEMS)
+try:
+    import redis.asyncio.client as _aclient
+    import redis.asyncio.connection as _aconnection
+
+    AsyncHiredisParser: Any = _get(_hiredis_mod, "_AsyncHiredisParser", _Missing) if _hiredis_mod else _Missing
+    _need(AsyncHiredisParser, "on_connect", "read_from_socket", "parse_error", "handle_push_response", "read_response")
+    _need(
+        _aclient.Redis,
+        "execute_command",
+        "_send_command_parse_response",
+        "parse_response",
+        "initialize",
+        "aclose",
+        "pipeline",
+    )
+    _params(_aclient.Redis._send_command_parse_response, "self", "conn", "command_name")
+    _need(
+        _aclient.Pipeline,
+        "_execute_pipeline",
+        "_execute_transaction",
+        "pipeline_execute_command",
+        "immediate_execute_command",
+        "annotate_exception",
+        "raise_first_error",
+        "load_scripts",
+        "reset",
+        "execute",
+    )
+    _params(_aclient.Pipeline.__init__, "self", "connection_pool", "response_callbacks", "transaction", "shard_hint")
+    _need(
+        _aconnection.AbstractConnection,
+        "send_packed_command",
+        "read_response",
+        "connect",
+        "disconnect",
+        "_host_error",
+        "check_health",
+    )
+    _need(_aconnection.ConnectionPool, "get_connection", "release", "make_connection", "disconnect")
+    #: redis-py's async connection classes fastredis may drive.
+    ASYNC_PLAIN_CONNECTIONS: Tuple[type, ...] = (
+        _aconnection.Connection,
+        _aconnection.SSLConnection,
+        _aconnection.UnixDomainSocketConnection,
+    )
+    try:
+        from redis.asyncio.sentinel import SentinelManagedConnection as _ASentinelConn
+
+        ASYNC_SENTINEL_CONNECTIONS: Tuple[type, ...] = (_ASentinelConn,)
+    except ImportError:  # pragma: no cover
+        ASYNC_SENTINEL_CONNECTIONS = ()
+    try:
+        from redis.asyncio.observability import recorder as _async_recorder
+    except ImportError:  # pragma: no cover
+        _async_recorder = None  # type: ignore[assignment]
+except ImportError as e:  # pragma: no cover - depends on the installed redis-py
+    PROBLEMS.append(f"redis.asyncio: {e}")
+    AsyncHiredisParser = _Missing
+    ASYNC_PLAIN_CONNECTIONS = ASYNC_SENTINEL_CONNECTIONS = ()
+    _async_recorder = None  # type: ignore[assignment]
+ASYNC_PROBLEMS.extend(PROBLEMS[_sync_problems:])
+del PROBLEMS[_sync_problems:]
+
+_async_observability_checked_at = -1e9
+_async_observability_on = True
+
+
+def async_observability_enabled() -> bool:
+    """Whether redis-py's asyncio metrics are on (re-checked at most once a
+    second); when it cannot be told, it is assumed on."""
+    global _async_observability_checked_at, _async_observability_on
+    import time
+
+    if _async_recorder is None:
+        return False
+    now = time.monotonic()
+    if now - _async_observability_checked_at > 1.0:
+        try:
+            _async_observability_on = _async_recorder._get_or_create_collector() is not None
+        except Exception:
+            _async_observability_on = True
+        _async_observability_checked_at = now
+    return _async_observability_on
+
+
+#: The asyncio client's fast paths are usable (independent of the sync ones).
+ASYNC_FAST_PATH = not ASYNC_PROBLEMS and not PROBLEMS
+if ASYNC_PROBLEMS:
+    warnings.warn(
+        "fastredis.asyncio: the installed redis-py differs from what fastredis hooks into ("
+        + "; ".join(ASYNC_PROBLEMS)
+        + "); fastredis.asyncio falls back to redis-py's own code paths, which are correct but slower.",
+        RedisPyCompatWarning,
+        stacklevel=2,
+    )
 
 FAST_PATH = not PROBLEMS
 if PROBLEMS:

@@ -33,7 +33,7 @@ from __future__ import annotations
 import hashlib
 import socket
 import time
-from typing import Any, Callable, Iterable, Sequence, Set, TypeVar
+from typing import Any, Awaitable, Callable, Iterable, List, Optional, Sequence, Set, TypeVar
 
 from redis.exceptions import AuthenticationError, BusyLoadingError, ConnectionError, TimeoutError
 from redis.connection import Connection as _Connection
@@ -47,6 +47,8 @@ __all__ = [
     "is_idempotent",
     "register_idempotent_script",
     "call_with_policy",
+    "acall_with_policy",
+    "NotWritten",
     "outcome_unknown",
 ]
 
@@ -285,3 +287,122 @@ def _call_with_user_retry(
         if not state[1]:
             raise
         raise _held_back(conn, error, commands, transaction) from error
+
+
+class NotWritten(Exception):
+    """Raised by an attempt that failed before any byte of its commands was
+    written (the health-check PING, a queue that never reached the socket):
+    re-sending is safe. ``error`` is the cause, what the caller finally sees.
+    ``final=True`` marks a failure to open a connection, which redis-py does
+    not retry at the command level either (the connection's own ``connect()``
+    already retried it).
+
+    Example::
+
+        >>> e = NotWritten(ConnectionError("Connection refused"))
+        >>> type(e.error).__name__, str(e.error), e.final
+        ('ConnectionError', 'Connection refused', False)
+    """
+
+    def __init__(self, error: BaseException, final: bool = False) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.final = final
+
+
+class _Final(Exception):
+    """Carries a final error past ``Retry.call_with_retry`` (not a RedisError)."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+async def acall_with_policy(
+    retry: Any,
+    attempt: Callable[[], Awaitable[T]],
+    fail: Callable[[Exception, int], Awaitable[Any]],
+    commands: Callable[[], Iterable[Sequence[Any]]],
+    *,
+    retry_writes: bool = False,
+    transaction: bool = False,
+    first_error: Optional[BaseException] = None,
+    abandon: Optional[Callable[[], Awaitable[Any]]] = None,
+) -> T:
+    """The asyncio twin of :func:`call_with_policy`: run ``attempt()`` under
+    ``retry`` (a ``redis.asyncio.retry.Retry``) with the write-retry policy.
+
+    ``attempt()`` raises :class:`NotWritten` for a failure known to precede
+    any write; any other connection error or timeout counts as after a
+    write. ``fail(error, failure_count)`` is awaited before each retry;
+    ``commands()`` lists what ``attempt`` sends, and is called only after a
+    failure. ``first_error``, when given, is the failure of an attempt the
+    caller already made (so the happy path costs no retry machinery).
+    ``abandon()`` is awaited when a write is held back (it drops the
+    connection, whose state is unknown).
+
+    Example::
+
+        >>> import asyncio
+        >>> from redis.asyncio.retry import Retry
+        >>> from redis.backoff import NoBackoff
+        >>> calls = []
+        >>> async def send():
+        ...     calls.append(1)
+        ...     raise TimeoutError("Timeout reading from socket")
+        >>> async def nothing(error, count):
+        ...     pass
+        >>> async def main(command):
+        ...     try:
+        ...         await acall_with_policy(Retry(NoBackoff(), 3), send, nothing, lambda: [command])
+        ...     except TimeoutError as e:
+        ...         return len(calls), type(e).__name__
+        >>> asyncio.run(main(("INCR", "n")))
+        (1, 'OutcomeUnknownTimeoutError')
+        >>> calls.clear(); asyncio.run(main(("GET", "n")))
+        (4, 'TimeoutError')
+    """
+    state = [False, False]  # [this attempt may have written, a write was held back]
+    first: List[BaseException] = [first_error] if first_error is not None else []
+
+    async def do() -> T:
+        if first:
+            error = first.pop()
+            if isinstance(error, NotWritten):
+                state[0] = False
+                if error.final:
+                    raise _Final(error.error)
+                raise error.error
+            state[0] = True
+            raise error
+        state[0] = True
+        try:
+            return await attempt()
+        except NotWritten as e:
+            state[0] = False
+            if e.final:
+                raise _Final(e.error) from None
+            raise e.error from None
+
+    def retryable(error: Exception) -> bool:
+        if retry_writes or not state[0] or not isinstance(error, _CONNECTION_ERRORS):
+            return True
+        if not transaction and all(is_idempotent(c) for c in commands()):
+            return True
+        state[1] = True
+        return False
+
+    try:
+        return await retry.call_with_retry(do, fail, is_retryable=retryable, with_failure_count=True)
+    except _Final as final:
+        raise final.error from None
+    except _CONNECTION_ERRORS as error:
+        if not state[1]:
+            raise
+        if abandon is not None:
+            try:
+                await abandon()
+            except Exception:
+                pass
+        unknown = list(commands()) if transaction else [c for c in commands() if not is_idempotent(c)]
+        raise outcome_unknown(error, unknown) from error

@@ -1,0 +1,74 @@
+"""``fastredis.asyncio``: a drop-in, faster ``redis.asyncio``.
+
+``fastredis.asyncio.Redis`` subclasses ``redis.asyncio.Redis``: same
+constructor, commands, pipelines, pub/sub, scripts and errors. Concurrent
+commands from many tasks share a few multiplexed connections (one write per
+event-loop iteration, replies matched in order), blocking and stateful
+commands take a dedicated pool connection, and every command and reply goes
+through the Cython core. ``import fastredis.asyncio as redis`` works: the
+other public names of ``redis.asyncio`` are re-exported.
+
+Example::
+
+    >>> import asyncio
+    >>> import fastredis.asyncio
+    >>> from fastredis.server import RedisServer
+    >>> async def main(port):
+    ...     async with fastredis.asyncio.Redis(port=port) as r:
+    ...         async with r.pipeline(transaction=True) as p:
+    ...             return await p.set("a", 1).incr("a").execute()
+    >>> with RedisServer() as server:
+    ...     asyncio.run(main(server.port))
+    [True, 2]
+"""
+
+import redis.asyncio as _redis_asyncio
+
+from .client import DEDICATED_COMMANDS, Redis, StrictRedis, is_multiplexed
+from .connection import FastAsyncParser
+from .pipeline import Pipeline
+from .patterns.ratelimit import (
+    CompositeLimiter,
+    Decision,
+    FixedWindowLimiter,
+    SlidingWindowCounterLimiter,
+    SlidingWindowLimiter,
+    TokenBucketLimiter,
+)
+
+
+def from_url(url: str, **kwargs: object) -> Redis:
+    """``fastredis.asyncio.Redis.from_url(url, **kwargs)``, as ``redis.asyncio.from_url``.
+
+    Example::
+
+        >>> import fastredis.asyncio
+        >>> type(fastredis.asyncio.from_url("redis://localhost:6379/0")).__name__
+        'Redis'
+    """
+    return Redis.from_url(url, **kwargs)  # type: ignore[arg-type]
+
+
+# redis.asyncio's public names that fastredis.asyncio does not replace.
+_REDIS_ASYNCIO_NAMES = [n for n in _redis_asyncio.__all__ if n not in globals()]
+for _name in _REDIS_ASYNCIO_NAMES:
+    globals()[_name] = getattr(_redis_asyncio, _name)
+del _name
+
+__all__ = [
+    "Redis",
+    "StrictRedis",
+    "Pipeline",
+    "from_url",
+    "FastAsyncParser",
+    "DEDICATED_COMMANDS",
+    "is_multiplexed",
+    # the asyncio twins of the patterns
+    "SlidingWindowLimiter",
+    "SlidingWindowCounterLimiter",
+    "FixedWindowLimiter",
+    "TokenBucketLimiter",
+    "CompositeLimiter",
+    "Decision",
+    *_REDIS_ASYNCIO_NAMES,
+]

@@ -1,0 +1,413 @@
+"""``fastredis.asyncio.Redis``: a ``redis.asyncio.Redis`` whose commands share
+a few multiplexed connections and run through the Cython core.
+
+- Commands issued concurrently by many tasks go out together: one write per
+  event-loop iteration on a multiplexed connection, replies matched in FIFO
+  order (:mod:`fastredis.asyncio.mux`). A burst of thousands of tasks needs
+  one connection, not one each.
+- Blocking and stateful commands (BLPOP and friends, XREAD/XREADGROUP with
+  BLOCK, WAIT, SELECT, CLIENT TRACKING/REPLY, pub/sub, MONITOR, WATCH
+  pipelines) take a dedicated connection from the pool, as redis-py does.
+- A task cancelled (or timed out by ``asyncio.wait_for``) while its command
+  is in flight keeps its FIFO slot: the reply is read and dropped. A
+  connection whose state is unknown is closed, never reused.
+- Retries follow the write-retry policy (:mod:`fastredis.retry_policy`):
+  ``retry_writes=True`` restores redis-py's behaviour.
+
+Example::
+
+    >>> import asyncio, fastredis.asyncio
+    >>> from fastredis.server import RedisServer
+    >>> async def main(port):
+    ...     async with fastredis.asyncio.Redis(port=port, decode_responses=True) as r:
+    ...         await r.set("greeting", "hello")
+    ...         return await asyncio.gather(*(r.get("greeting") for _ in range(3)))
+    >>> with RedisServer() as server:
+    ...     asyncio.run(main(server.port))
+    ['hello', 'hello', 'hello']
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+import warnings
+from typing import Any, Dict, Optional
+
+import redis.asyncio.client as _aclient
+from redis.exceptions import ConnectionError, ResponseError, TimeoutError
+
+from .. import _aioproto, _redispy, _resp
+from .._redispy import EMPTY_RESPONSE, NEVER_DECODE
+from ..retry_policy import NotWritten, acall_with_policy
+from .connection import FastAsyncParser, install_fast_async_parser, is_fast_async_connection
+from .mux import Multiplexer
+from .pipeline import BUILTIN_CALLBACKS, Pipeline
+
+__all__ = ["Redis", "StrictRedis", "is_multiplexed", "DEDICATED_COMMANDS", "client_class_for"]
+
+#: Commands that never share a multiplexed connection: they block the
+#: connection, or change its state for the commands that follow.
+DEDICATED_COMMANDS = frozenset(
+    {
+        "BLPOP", "BRPOP", "BRPOPLPUSH", "BLMOVE", "BLMPOP", "BZPOPMIN", "BZPOPMAX", "BZMPOP",
+        "WAIT", "WAITAOF",
+        "SUBSCRIBE", "PSUBSCRIBE", "SSUBSCRIBE", "UNSUBSCRIBE", "PUNSUBSCRIBE", "SUNSUBSCRIBE", "MONITOR",
+        "SELECT", "AUTH", "HELLO", "RESET", "QUIT",
+        "MULTI", "EXEC", "DISCARD", "WATCH", "UNWATCH",
+        "READONLY", "READWRITE", "ASKING", "SYNC", "PSYNC", "REPLCONF", "HIMPORT",
+    }
+)  # fmt: skip
+#: CLIENT subcommands that change the connection's state or read it.
+DEDICATED_CLIENT_SUBCOMMANDS = frozenset({"TRACKING", "REPLY", "CACHING", "NO-EVICT", "NO-TOUCH", "TRACKINGINFO", "GETREDIR"})
+_BLOCKING_WITH_OPTION = frozenset({"XREAD", "XREADGROUP"})
+
+_MUX, _DEDICATED, _INSPECT = 0, 1, 2
+_ROUTES: Dict[Any, int] = {}
+_CONNECTION_ERRORS = (ConnectionError, TimeoutError, NotWritten)
+
+
+def _text(x: Any) -> str:
+    if isinstance(x, (bytes, bytearray, memoryview)):
+        return bytes(x).decode("utf-8", "replace")
+    return str(x)
+
+
+def _classify(name: Any) -> int:
+    parts = _text(name).upper().split()
+    if not parts:
+        return _MUX
+    first = parts[0]
+    if first in DEDICATED_COMMANDS:
+        return _DEDICATED
+    if first in _BLOCKING_WITH_OPTION:
+        return _INSPECT
+    if first == "CLIENT":
+        if len(parts) > 1:
+            return _DEDICATED if parts[1] in DEDICATED_CLIENT_SUBCOMMANDS else _MUX
+        return _INSPECT
+    return _MUX
+
+
+def is_multiplexed(args: Any) -> bool:
+    """Whether the command ``args`` may share a multiplexed connection.
+
+    Example::
+
+        >>> is_multiplexed(("GET", "k")), is_multiplexed(("BLPOP", "q", 0))
+        (True, False)
+        >>> is_multiplexed(("XREAD", "STREAMS", "s", "0")), is_multiplexed(("XREAD", "BLOCK", 0, "STREAMS", "s", "$"))
+        (True, False)
+        >>> is_multiplexed(("CLIENT TRACKING", "on")), is_multiplexed(("CLIENT", "ID"))
+        (False, True)
+    """
+    name = args[0]
+    try:
+        route = _ROUTES.get(name)
+    except TypeError:  # an unhashable name: let the server judge it on a dedicated connection
+        return False
+    if route is None:
+        route = _classify(name)
+        if len(_ROUTES) < 4096:
+            _ROUTES[name] = route
+    if route == _MUX:
+        return True
+    if route == _DEDICATED:
+        return False
+    first = _text(name).upper().split()[0]
+    if first == "CLIENT":
+        return len(args) < 2 or _text(args[1]).upper() not in DEDICATED_CLIENT_SUBCOMMANDS
+    for a in args[1:]:
+        if isinstance(a, (str, bytes)) and len(a) == 5 and _text(a).upper() == "BLOCK":
+            return False
+    return True
+
+
+class Redis(_aclient.Redis):
+    """``redis.asyncio.Redis`` with multiplexed connections and the Cython core.
+
+    Same constructor, commands, options and return values as redis-py 8.x,
+    plus:
+
+    - ``retry_writes`` (default False): whether a write whose bytes may have
+      reached the server is re-sent after a connection error, as redis-py
+      does. By default it is not, and
+      :class:`~fastredis.exceptions.OutcomeUnknownConnectionError` /
+      :class:`~fastredis.exceptions.OutcomeUnknownTimeoutError` say so.
+    - ``multiplexed_connections`` (default 1): how many connections the
+      client's non-blocking commands share; 0 gives every command a pool
+      connection of its own, as redis-py does.
+
+    Example::
+
+        >>> import asyncio, fastredis.asyncio
+        >>> from fastredis.server import RedisServer
+        >>> async def main(port):
+        ...     r = fastredis.asyncio.Redis(port=port)
+        ...     await asyncio.gather(*(r.incr("hits") for _ in range(1000)))
+        ...     hits = await r.get("hits")
+        ...     await r.aclose()
+        ...     return hits
+        >>> with RedisServer() as server:
+        ...     asyncio.run(main(server.port))
+        b'1000'
+    """
+
+    parser_class: Any = FastAsyncParser
+    pipeline_class: Any = Pipeline
+    #: The multiplexed-connection protocol core (``_aioproto_c`` or ``_aioproto_py``).
+    mux_core: Any = _aioproto
+    #: The RESP core (``_resp_c`` or ``_resp_py``).
+    core: Any = _resp
+
+    def __init__(self, *, retry_writes: bool = False, multiplexed_connections: int = 1, **kwargs: Any) -> None:
+        if not isinstance(retry_writes, bool):
+            raise TypeError(f"retry_writes must be True or False, got {type(retry_writes).__name__}")
+        _check_size(multiplexed_connections)
+        super().__init__(**kwargs)
+        self.retry_writes = retry_writes
+        install_fast_async_parser(self.connection_pool, self.parser_class)
+        size = 0 if (self.single_connection_client or not _redispy.ASYNC_FAST_PATH) else multiplexed_connections
+        self._mux = Multiplexer(self.connection_pool, size, self.mux_core, self.core)
+        self._decoding = bool(self.connection_pool.connection_kwargs.get("decode_responses"))
+
+    @classmethod
+    def from_url(  # type: ignore[override]
+        cls,
+        url: str,
+        single_connection_client: bool = False,
+        auto_close_connection_pool: Optional[bool] = None,
+        *,
+        retry_writes: bool = False,
+        multiplexed_connections: int = 1,
+        **kwargs: Any,
+    ) -> "Redis":
+        """As ``redis.asyncio.Redis.from_url`` (plus ``retry_writes`` and
+        ``multiplexed_connections``), with the fast parser on the pool it builds.
+
+        Example::
+
+            >>> import fastredis.asyncio
+            >>> r = fastredis.asyncio.Redis.from_url("redis://localhost:6379/0", retry_writes=True)
+            >>> type(r).__name__, r.retry_writes
+            ('Redis', True)
+        """
+        if not isinstance(retry_writes, bool):
+            raise TypeError(f"retry_writes must be True or False, got {type(retry_writes).__name__}")
+        _check_size(multiplexed_connections)
+        client: Any = super().from_url(
+            url, single_connection_client=single_connection_client, auto_close_connection_pool=auto_close_connection_pool, **kwargs
+        )
+        client.retry_writes = retry_writes
+        if client._mux.enabled:
+            client._mux.size = multiplexed_connections
+            client._mux.enabled = multiplexed_connections > 0
+        return client  # type: ignore[no-any-return]
+
+    def __repr__(self) -> str:
+        return f"<{self.__class__.__module__}.{self.__class__.__name__}({self.connection_pool!r})>"
+
+    # -- pipelines -----------------------------------------------------------
+    def pipeline(self, transaction: bool = True, shard_hint: Optional[str] = None) -> Pipeline:  # type: ignore[override]
+        """A :class:`~fastredis.asyncio.pipeline.Pipeline` (redis-py semantics,
+        fast staging, one write, one batched parse)."""
+        pipe = self.pipeline_class(self.connection_pool, self.response_callbacks, transaction, shard_hint)
+        pipe._client = self
+        if self.retry_writes:
+            pipe.retry_writes = True
+        return pipe  # type: ignore[no-any-return]
+
+    # -- commands --------------------------------------------------------------
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        """Execute a command and return its parsed reply, on a multiplexed
+        connection unless it blocks or changes connection state."""
+        mux = self._mux
+        if mux.enabled and is_multiplexed(args) and not (options and NEVER_DECODE in options and self._decoding):
+            try:
+                reply = await mux.connection().proto.send(args)
+            except _CONNECTION_ERRORS as error:
+                if not mux.enabled:
+                    return await self._execute_pooled(args, options)
+                if isinstance(error, NotWritten) and error.final:
+                    raise error.error from None
+                reply = await self._retry_mux(args, error)
+            if isinstance(reply, BaseException):
+                if isinstance(reply, ResponseError):
+                    if options and EMPTY_RESPONSE in options:
+                        return options[EMPTY_RESPONSE]
+                    raise reply
+                if isinstance(reply, ConnectionError):  # e.g. LOADING: retried as a failure after the write
+                    reply = await self._retry_mux(args, reply)
+                    if isinstance(reply, BaseException):
+                        raise reply
+                else:
+                    raise reply
+            if options:
+                options.pop(EMPTY_RESPONSE, None)
+                options.pop("keys", None)
+            callback = self.response_callbacks.get(args[0])
+            if callback is None:
+                return reply
+            value = callback(reply, **options) if options else callback(reply)
+            if id(callback) not in BUILTIN_CALLBACKS and inspect.isawaitable(value):
+                value = await value
+            return value
+        return await self._execute_pooled(args, options)
+
+    async def _retry_mux(self, args: Any, first_error: BaseException) -> Any:
+        mux = self._mux
+
+        async def attempt() -> Any:
+            reply = await mux.connection().proto.send(args)
+            if isinstance(reply, ConnectionError):
+                raise reply
+            return reply
+
+        start_time = time.monotonic()
+        try:
+            return await acall_with_policy(
+                mux.retry(),
+                attempt,
+                _nothing,
+                lambda: (args,),
+                retry_writes=self.retry_writes,
+                first_error=first_error,
+            )
+        except Exception as e:
+            if _redispy.async_observability_enabled():
+                await _aclient.record_error_count(
+                    server_address=None, server_port=None, network_peer_address=None, network_peer_port=None,
+                    error_type=e, retry_attempts=0, is_internal=False,
+                )  # fmt: skip
+            raise
+        finally:
+            del start_time
+
+    async def _execute_pooled(self, args: Any, options: Any) -> Any:
+        """redis-py's ``execute_command`` on a pool connection (dedicated
+        commands, ``single_connection_client``, ``multiplexed_connections=0``),
+        under the write-retry policy."""
+        await self.initialize()
+        pool = self.connection_pool
+        command_name = args[0]
+        conn = self.connection or await pool.get_connection()
+        start_time = time.monotonic()
+        attempts = [0]
+        owned = is_fast_async_connection(conn)
+
+        async def attempt() -> Any:
+            if owned:
+                try:
+                    if not conn.is_connected:
+                        await conn.connect()
+                    if conn.health_check_interval:
+                        await conn.check_health()
+                except (ConnectionError, TimeoutError) as e:
+                    raise NotWritten(e) from e
+            return await self._send_command_parse_response(conn, command_name, *args, **options)
+
+        async def failure(error: Exception, failure_count: int) -> None:
+            attempts[0] = failure_count
+            await self._close_connection(conn, error, failure_count, start_time, command_name)
+
+        async def abandon() -> None:
+            await conn.disconnect(nowait=True)
+
+        if self.single_connection_client:
+            await self._single_conn_lock.acquire()
+        try:
+            result = await acall_with_policy(
+                conn.retry, attempt, failure, lambda: (args,), retry_writes=self.retry_writes, abandon=abandon
+            )
+            await _aclient.record_operation_duration(
+                command_name=command_name,
+                duration_seconds=time.monotonic() - start_time,
+                server_address=getattr(conn, "host", None),
+                server_port=getattr(conn, "port", None),
+                db_namespace=str(getattr(conn, "db", "")),
+            )
+            return result
+        except Exception as e:
+            await _aclient.record_error_count(
+                server_address=getattr(conn, "host", None),
+                server_port=getattr(conn, "port", None),
+                network_peer_address=getattr(conn, "host", None),
+                network_peer_port=getattr(conn, "port", None),
+                error_type=e,
+                retry_attempts=attempts[0],
+                is_internal=False,
+            )
+            raise
+        finally:
+            try:
+                if self.single_connection_client and conn and conn.should_reconnect():
+                    await self._close_connection(conn)
+                    await conn.connect()
+            finally:
+                if self.single_connection_client:
+                    self._single_conn_lock.release()
+                if not self.connection:
+                    await pool.release(conn)
+
+    async def _send_command_parse_response(self, conn: Any, command_name: Any, *args: Any, **options: Any) -> Any:
+        if command_name in ("HIMPORT", "HIMPORT SET") or not is_fast_async_connection(conn):
+            return await super()._send_command_parse_response(conn, command_name, *args, **options)
+        await conn.send_packed_command([self.core.pack_command(args, conn.encoder.encoding, conn.encoder.encoding_errors)])
+        return await self.parse_response(conn, command_name, **options)
+
+    # -- closing -----------------------------------------------------------------
+    async def aclose(self, close_connection_pool: Optional[bool] = None) -> None:
+        """Close the multiplexed connections (their in-flight commands fail
+        with ``ConnectionError``), then as redis-py's ``aclose``."""
+        mux = getattr(self, "_mux", None)
+        if mux is not None:
+            await mux.aclose()
+        await super().aclose(close_connection_pool)
+
+    def __del__(self, _warn: Any = warnings.warn) -> None:
+        mux = getattr(self, "_mux", None)
+        if mux is not None and mux.conns:
+            try:
+                _warn(f"Unclosed client {self!r}: its multiplexed connections are closed now", ResourceWarning, source=self)
+            except Exception:
+                pass
+            mux.close_sync()
+        try:
+            super().__del__()
+        except Exception:
+            pass
+
+
+StrictRedis = Redis
+
+
+async def _nothing(error: Exception, failure_count: int) -> None:
+    """A multiplexed connection closes itself on failure: nothing to clean up."""
+
+
+def _check_size(size: Any) -> None:
+    if type(size) is not int or size < 0:
+        raise ValueError(f"multiplexed_connections must be an int >= 0 (0 turns multiplexing off), got {size!r}")
+
+
+def client_class_for(core: Any) -> type:
+    """A ``Redis`` subclass running on ``core`` (``_resp_c`` or ``_resp_py``)
+    with the matching protocol core; tests and benchmarks run both twins.
+
+    Example::
+
+        >>> from fastredis import _resp_py
+        >>> client_class_for(_resp_py).mux_core.__name__
+        'fastredis._aioproto_py'
+    """
+    if core is _resp:
+        return Redis
+    import importlib
+
+    suffix = core.__name__.rsplit(".", 1)[-1]
+    mux_core = importlib.import_module("fastredis._aioproto" + suffix[len("_resp") :])
+    parser = type(f"FastAsyncParser{suffix}", (FastAsyncParser,), {"core": core})
+    pipe = type(f"Pipeline{suffix}", (Pipeline,), {"core": core})
+    return type(
+        f"Redis{suffix}", (Redis,), {"parser_class": parser, "pipeline_class": pipe, "mux_core": mux_core, "core": core}
+    )

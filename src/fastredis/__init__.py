@@ -122,3 +122,8 @@ __all__ = [
     "__version__",
     *_REDIS_PY_NAMES,
 ]
+
+# Memory-compact maps (issue 14).
+from .patterns.compact import CompactMap, ItemTTLUnsupportedError, LargeValueWarning  # noqa: E402
+
+__all__ += ["CompactMap", "ItemTTLUnsupportedError", "LargeValueWarning"]

@@ -72,3 +72,8 @@ __all__ = [
     "Decision",
     *_REDIS_ASYNCIO_NAMES,
 ]
+
+# Memory-compact maps (issue 14).
+from .patterns.compact import CompactMap  # noqa: E402
+
+__all__ += ["CompactMap"]

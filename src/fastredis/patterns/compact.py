@@ -1012,12 +1012,11 @@ def _version_at_least(version: str, want: Tuple[int, int]) -> bool:
 
 
 def _size_of(data: Any) -> int:
-    t = type(data)
-    if t is bytes or t is bytearray:
+    if isinstance(data, (bytes, bytearray)):
         return len(data)
-    if t is str:
+    if isinstance(data, str):
         return len(data) if data.isascii() else len(data.encode("utf-8", "surrogateescape"))
-    if t is memoryview:
+    if isinstance(data, memoryview):
         return data.nbytes
     return len(repr(data))
 

@@ -127,3 +127,8 @@ __all__ = [
 from .patterns.compact import CompactMap, ItemTTLUnsupportedError, LargeValueWarning  # noqa: E402
 
 __all__ += ["CompactMap", "ItemTTLUnsupportedError", "LargeValueWarning"]
+
+# Reliable queues and stacks on lists (issue 14).
+from .patterns.queue import QueueItem, QueueStats, ReapResult, Stack, WorkQueue  # noqa: E402
+
+__all__ += ["WorkQueue", "Stack", "QueueItem", "QueueStats", "ReapResult"]

@@ -77,3 +77,8 @@ __all__ = [
 from .patterns.compact import CompactMap  # noqa: E402
 
 __all__ += ["CompactMap"]
+
+# Reliable queues and stacks on lists (issue 14).
+from .patterns.queue import Stack, WorkQueue  # noqa: E402
+
+__all__ += ["WorkQueue", "Stack"]

@@ -75,6 +75,7 @@ Example::
 from __future__ import annotations
 
 import math
+import sys
 import warnings
 import zlib
 from typing import (
@@ -583,7 +584,7 @@ class _Core:
                 f"({self._layout.max_value} bytes), so bucket {bucket!r} becomes a hash table "  # type: ignore[union-attr]
                 "(several times the memory per item)"
             ),
-            stacklevel=4,
+            stacklevel=_caller_level(),
         )
 
     def _load(self, raw: Any) -> Any:
@@ -1019,6 +1020,14 @@ def _size_of(data: Any) -> int:
     if isinstance(data, memoryview):
         return data.nbytes
     return len(repr(data))
+
+
+def _caller_level() -> int:
+    """The ``stacklevel`` of the first frame outside fastredis (the user's call)."""
+    frame, level = sys._getframe(1), 1
+    while frame is not None and str(frame.f_globals.get("__name__", "")).startswith("fastredis"):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def _decoding_of(client: Any) -> Optional[Tuple[str, str]]:

@@ -132,3 +132,8 @@ __all__ += ["CompactMap", "ItemTTLUnsupportedError", "LargeValueWarning"]
 from .patterns.queue import QueueItem, QueueStats, ReapResult, Stack, WorkQueue  # noqa: E402
 
 __all__ += ["WorkQueue", "Stack", "QueueItem", "QueueStats", "ReapResult"]
+
+# Memory by key prefix (issue 14).
+from .memory import MemoryReport, memory_report  # noqa: E402
+
+__all__ += ["memory_report", "MemoryReport"]

@@ -82,3 +82,8 @@ __all__ += ["CompactMap"]
 from .patterns.queue import Stack, WorkQueue  # noqa: E402
 
 __all__ += ["WorkQueue", "Stack"]
+
+# Memory by key prefix (issue 14).
+from .memory import memory_report  # noqa: E402
+
+__all__ += ["memory_report"]

@@ -6,6 +6,7 @@ Example (shell)::
     python -m fastredis bench --quick --json out.json --plot out.png
     python -m fastredis bench --case "pipeline 100k SET"
     python -m fastredis server                   # a throwaway server until Ctrl-C
+    python -m fastredis memory redis://host:6379/0 [--json]   # memory by key prefix
 """
 
 from __future__ import annotations
@@ -159,6 +160,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     s = sub.add_parser("server", help="run a throwaway redis-server until Ctrl-C")
     s.add_argument("extra", nargs="*", help="extra redis-server arguments")
     s.set_defaults(func=run_server)
+    from .memory import add_arguments as memory_arguments, run_cli as run_memory
+
+    m = sub.add_parser("memory", help="memory by key prefix of a server at URL (SCAN + MEMORY USAGE, never KEYS)")
+    memory_arguments(m)
+    m.set_defaults(func=run_memory)
     args = parser.parse_args(argv)
     return int(args.func(args))
 

@@ -430,8 +430,8 @@ class _Core:
         self._cluster = is_cluster(client)
         self._layout: Optional[CompactLayout] = None
         self._hexpire = False
-        self._int_keys: Dict[int, str] = {}
-        self._str_keys: Dict[int, str] = {}
+        self._int_keys = _KeyCache(self._base + ":")
+        self._str_keys = _KeyCache(self._base + ":h")
         #: Keys of buckets that this object knows to be real hash tables (a
         #: value or str key longer than the listpack limit was written).
         self.converted: Set[str] = set()
@@ -510,43 +510,27 @@ class _Core:
         """(bucket key, field) of an item key."""
         if type(key) is int:
             b, f = divmod(key, self._layout.bucket_size)  # type: ignore[union-attr]
-            cache = self._int_keys
-            k = cache.get(b)
-            if k is None:
-                if len(cache) > 100_000:
-                    cache.clear()
-                k = cache[b] = f"{self._base}:{b}"
-            return k, f
+            return self._int_keys[b], f
         _check_key(key)
         raw = key.encode("utf-8", "surrogateescape") if isinstance(key, str) else bytes(key)
-        b = zlib.crc32(raw) % self._layout.str_buckets  # type: ignore[union-attr]
-        k = self._str_keys.get(b)
-        if k is None:
-            if len(self._str_keys) > 100_000:
-                self._str_keys.clear()
-            k = self._str_keys[b] = f"{self._base}:h{b}"
+        k = self._str_keys[zlib.crc32(raw) % self._layout.str_buckets]  # type: ignore[union-attr]
         if len(raw) > self._layout.max_value:  # type: ignore[union-attr]
             self._report(k, f"key of {len(raw)} bytes")
         return k, raw
 
-    def _columns(self, keys: Sequence[Any]) -> Tuple[List[str], List[Any]]:
-        """Bucket keys and fields of ``keys``, in order (the hot path of the *_many calls)."""
-        n = self._layout.bucket_size  # type: ignore[union-attr]
-        if all(type(k) is int for k in keys):
-            cache, base = self._int_keys, self._base
-            if len(cache) > 100_000:
-                cache.clear()
+    def _columns(self, keys: List[Any]) -> Tuple[List[str], List[Any], int]:
+        """Bucket keys and fields of ``keys``, in order, and how many distinct
+        buckets they touch (the hot path of the *_many calls)."""
+        if _only(keys, int):  # dense ids: no per-key Python call
+            n = self._layout.bucket_size  # type: ignore[union-attr]
             buckets = [k // n for k in keys]
-            fields = [k - b * n for k, b in zip(keys, buckets)]
-            get = cache.get
-            bkeys = [get(b) or cache.setdefault(b, f"{base}:{b}") for b in buckets]
-            return bkeys, fields
+            return list(map(self._int_keys.__getitem__, buckets)), [k % n for k in keys], len(set(buckets))
         bkeys, fields = [], []
         for k in keys:
             bk, f = self._where(k)
             bkeys.append(bk)
             fields.append(f)
-        return bkeys, fields
+        return bkeys, fields, len(set(bkeys))
 
     # -- values ---------------------------------------------------------------------
     def _dump(self, value: Any, bucket: str) -> Any:
@@ -573,6 +557,14 @@ class _Core:
                 raise ValueError(f"a value of {size} bytes is larger than Redis accepts (512 MiB)")
             self._report(bucket, f"value of {size} bytes")
         return data
+
+    def _dump_many(self, values: List[Any], bkeys: List[str]) -> List[Any]:
+        """``_dump`` of each value; bytes-only batches of short values skip the per-value call."""
+        if self._serializer is None and _only(values, bytes):
+            if max(map(len, values)) <= self._layout.max_value:  # type: ignore[union-attr]
+                return values
+        dump = self._dump
+        return [dump(v, bk) for v, bk in zip(values, bkeys)]
 
     def _report(self, bucket: str, what: str) -> None:
         if bucket in self.converted:
@@ -734,10 +726,9 @@ class _Core:
     def _get_many(self, keys: List[Any]) -> Plan[List[Any]]:
         if not keys:
             return Plan.done([])
-        bkeys, fields = self._columns(keys)
-        distinct = set(bkeys)
+        bkeys, fields, distinct = self._columns(keys)
         load = self._load if self._serializer is not None else None
-        if len(distinct) * 2 > len(keys):  # mostly one key per bucket: HGET each
+        if distinct * 2 > len(keys):  # mostly one key per bucket: HGET each
             def interpret(replies: List[Any]) -> List[Any]:
                 return [None if v is None else load(v) for v in replies] if load else replies
 
@@ -785,11 +776,9 @@ class _Core:
     def _set_many(self, keys: List[Any], values: List[Any]) -> Plan[int]:
         if not keys:
             return Plan.done(0)
-        bkeys, fields = self._columns(keys)
-        dump = self._dump
-        data = [dump(v, bk) for v, bk in zip(values, bkeys)]
-        distinct = set(bkeys)
-        if len(distinct) * 2 > len(keys):
+        bkeys, fields, distinct = self._columns(keys)
+        data = self._dump_many(values, bkeys)
+        if distinct * 2 > len(keys):
             return ColumnPlan([(_BATCH, "HSET", bkeys, fields, data)], _sum_ints)
         rows: Dict[str, List[Any]] = {}
         for bk, f, d in zip(bkeys, fields, data):
@@ -817,7 +806,7 @@ class _Core:
     def _delete_many(self, keys: List[Any]) -> Plan[int]:
         if not keys:
             return Plan.done(0)
-        bkeys, fields = self._columns(keys)
+        bkeys, fields, _ = self._columns(keys)
         return ColumnPlan([(_BATCH, "HDEL", bkeys, fields)], _sum_ints)
 
     # -- whole-map plans (SCAN pages) -------------------------------------------
@@ -951,10 +940,31 @@ def _key_list(keys: Iterable[Any]) -> List[Any]:
     if isinstance(keys, (str, bytes)) or not isinstance(keys, Iterable):
         raise TypeError(f"expected an iterable of keys, got {type(keys).__name__}")
     out = keys if type(keys) is list else list(keys)
-    for k in out:
-        if type(k) is not int:
+    if not _only(out, int):
+        for k in out:
             _check_key(k)
     return out
+
+
+def _only(items: List[Any], kind: type) -> bool:
+    """Whether every item's type is exactly ``kind`` (bool is not int here)."""
+    return not items or set(map(type, items)) == {kind}
+
+
+class _KeyCache(dict):  # type: ignore[type-arg]
+    """bucket number -> bucket key, built on first use (bounded)."""
+
+    __slots__ = ("prefix",)
+
+    def __init__(self, prefix: str) -> None:
+        super().__init__()
+        self.prefix = prefix
+
+    def __missing__(self, bucket: int) -> str:
+        if len(self) >= 200_000:
+            self.clear()
+        key = self[bucket] = f"{self.prefix}{bucket}"
+        return key
 
 
 def _sum_ints(replies: Sequence[Any]) -> int:

@@ -221,16 +221,16 @@ _IDS: Dict[str, Any] = {"pid": None, "prefix": "", "next": 0}
 _ID_LOCK = threading.Lock()
 
 
-def _new_ids(n: int) -> List[str]:
-    """``n`` fresh item ids: 16 random hex digits per process (new after a
-    fork or every 2**32 ids) and an 8-digit counter."""
+def _id_block(n: int) -> Tuple[str, int]:
+    """A block of ``n`` fresh item ids: ``prefix + "%08x" % (first + k)``. The
+    prefix is 16 random hex digits per process (new after a fork, and after
+    2**32 ids); the counter makes the rest."""
     with _ID_LOCK:
         if _IDS["pid"] != os.getpid() or _IDS["next"] + n >= 2**32:
             _IDS.update(pid=os.getpid(), prefix=os.urandom(8).hex(), next=0)
         first = _IDS["next"]
         _IDS["next"] = first + n
-        prefix = _IDS["prefix"]
-    return [f"{prefix}{i:08x}" for i in range(first, first + n)]
+        return _IDS["prefix"], first
 
 
 # -- the consumer's own state (the shells' pops share it) -------------------------
@@ -343,7 +343,8 @@ class _ListCore:
             24
             >>> q.close(); server.stop()
         """
-        (ident,) = _new_ids(1)
+        prefix, first = _id_block(1)
+        ident = f"{prefix}{first:08x}"
         elem = ident.encode() + b".0:" + self._payload(value)
         return Plan.one(Call(("LPUSH", self.ready_key, elem)), lambda _n: ident)
 
@@ -361,11 +362,19 @@ class _ListCore:
         """
         if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
             raise TypeError(f"push_many takes an iterable of items, got {type(values).__name__}")
-        payloads = [self._payload(v) for v in values]
+        if self._serializer is not None:
+            dumps = self._serializer.dumps
+            payloads = [dumps(v) for v in values]
+            if payloads and max(map(len, payloads)) > _MAX_BULK - 64:
+                raise ValueError(f"an item of {max(map(len, payloads))} bytes is larger than Redis accepts (512 MiB)")
+        else:
+            payloads = [self._payload(v) for v in values]
         if not payloads:
             return Plan.done([])
-        ids = _new_ids(len(payloads))
-        elems = [i.encode() + b".0:" + p for i, p in zip(ids, payloads)]
+        prefix, first = _id_block(len(payloads))
+        head = prefix.encode()
+        elems = [b"%s%08x.0:%s" % (head, first + k, p) for k, p in enumerate(payloads)]
+        ids = [f"{prefix}{first + k:08x}" for k in range(len(payloads))]
         calls = [Call(("LPUSH", self.ready_key, *elems[k:k + _PUSH_CHUNK])) for k in range(0, len(elems), _PUSH_CHUNK)]
         return Plan(calls, lambda _replies: ids, batch=True)
 

@@ -79,7 +79,7 @@ def test_plan_shapes() -> None:
     with pytest.raises(ValueError):
         Plan([], lambda r: r)
     assert Plan.done(5).interpret([]) == 5
-    s = LuaScript("return 1", name="one", idempotent=True)
+    s = LuaScript("return 'plan shapes'", name="plan-shapes", idempotent=True)
     assert repr(Plan([Call(("GET", "a")), Call(s.command(["k"]), s)], list, batch=True)) == "<Plan [GET, EVALSHA]>"
 
     def steps() -> Any:
@@ -101,3 +101,56 @@ def test_plan_shapes() -> None:
 def test_decision_is_shared() -> None:
     assert fa.Decision is fastredis.Decision
     assert math.isinf(fastredis.Decision(False, 1, 0, math.inf, 0).retry_after)
+
+
+SYNC_CLASSES = [("Leaderboard", ("lb",), {}), ("DecayingLeaderboard", ("d",), {"half_life": 60}),
+                ("UniqueCounter", ("u",), {}), ("PageAnalytics", (), {}), ("ActivityBitmap", ("a",), {}),
+                ("CounterSeries", ("c",), {}), ("SessionStore", (), {}), ("Cart", (), {}), ("Presence", ("r",), {}),
+                ("GeoIndex", ("g",), {}), ("Channel", ("c",), {}), ("EventStream", ("s",), {}), ("Lock", ("l",), {}),
+                ("TieredCache", (), {"local_maxsize": 0}), ("FixedWindowLimiter", (1, 1), {}),
+                ("SlidingWindowLimiter", (1, 1), {}), ("SlidingWindowCounterLimiter", (1, 1), {}),
+                ("TokenBucketLimiter", (1, 1), {})]
+
+
+@pytest.mark.parametrize("name, args, kwargs", SYNC_CLASSES, ids=[c[0] for c in SYNC_CLASSES])
+def test_clients_are_checked_at_construction(name: str, args: tuple, kwargs: dict) -> None:
+    """Issue 12, item 6: a wrong client is a TypeError naming what is accepted,
+    when the object is made (not an AttributeError at its first call)."""
+    cls, acls = getattr(fastredis, name), getattr(fa, name)
+    cluster = redis.cluster.RedisCluster.__new__(redis.cluster.RedisCluster)  # the type is what counts
+    for good in (redis.Redis(), fastredis.Redis(), cluster):
+        cls(good, *args, **kwargs)
+    acls(redis.asyncio.Redis(), *args, **kwargs)
+    acls(fa.Redis(), *args, **kwargs)
+    for bad in ("redis://x", None, object(), redis.Redis().pipeline()):
+        with pytest.raises(TypeError, match="needs a sync Redis client .*fastredis.Redis or redis.Redis"):
+            cls(bad, *args, **kwargs)
+        with pytest.raises(TypeError, match="needs an asyncio Redis client"):
+            acls(bad, *args, **kwargs)
+    with pytest.raises(TypeError, match=f"use fastredis.asyncio.{name}"):
+        cls(redis.asyncio.Redis(), *args, **kwargs)
+    with pytest.raises(TypeError, match=f"use fastredis.{name}"):
+        acls(redis.Redis(), *args, **kwargs)
+
+
+def test_wrong_types_and_values() -> None:
+    """Issue 12, item 7: a wrong type is a TypeError, a wrong value a ValueError."""
+    r = redis.Redis()
+    with pytest.raises(TypeError, match="ttl"):
+        fastredis.Lock(r, "x", ttl="10")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="ttl"):
+        fastredis.Lock(r, "x", ttl=-1)
+    with pytest.raises(TypeError, match="n must be an int"):
+        fastredis.Leaderboard(r, "lb").plan_top("3")  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        fastredis.Leaderboard(r, "lb").plan_top(-3)
+    with pytest.raises(TypeError):
+        fastredis.FixedWindowLimiter(r, "10", 60)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        fastredis.TieredCache(r, ttl="1", local_maxsize=0)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        fastredis.GeoIndex(r, "g").plan_near("0", 0, 1)  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        fastredis.GeoIndex(r, "g").plan_near(0, 91, 1)
+    with pytest.raises(TypeError):
+        fastredis.fenced_write("redis://x", "k", "v", 1)  # type: ignore[arg-type]

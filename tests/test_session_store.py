@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from fastredis.patterns.session import SessionStore
+from fastredis.patterns.sessions import SessionStore
 
 
 def test_create_get_update_delete(any_client):

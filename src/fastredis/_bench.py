@@ -41,12 +41,12 @@ class Case:
     target: str = ""
     decode: bool = False
     rounds: int = 5
-    #: Runs on a throwaway 3-master cluster with the cluster clients
-    #: (:func:`cluster_client_classes`) instead of one server.
-    cluster: bool = False
     #: "" for the sync clients; "asyncio" or "uvloop" for the asyncio clients
     #: (then ``prepare`` is a coroutine function returning a coroutine function).
     loop: str = ""
+    #: Runs on a throwaway 3-master cluster with the cluster clients
+    #: (:func:`cluster_client_classes`) instead of one server.
+    cluster: bool = False
 
 
 def _keys(n: int) -> List[str]:

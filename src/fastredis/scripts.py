@@ -42,6 +42,7 @@ import redis.cluster
 from redis.client import Pipeline as _RedisPipeline
 from redis.exceptions import NoScriptError, ResponseError
 
+from .patterns._clients import is_cluster
 from .patterns._plan import Call, FanOut, Invoke, Listen, Operation, Plan, Sleep, Subscribe
 from .retry_policy import register_idempotent_script
 
@@ -409,8 +410,8 @@ def _run_plan(client: Any, plan: Plan[T]) -> T:
                 raise
             reply = error
         return plan.interpret([reply])
-    if isinstance(client, redis.cluster.RedisCluster):
-        return plan.interpret(_run_on_nodes(client, plan))
+    # On a cluster client this is one cluster pipeline: every node written
+    # before any is read, NOSCRIPT repaired on every primary.
     return plan.interpret(_run_calls(pipeline_for(client, plan.transaction), calls, plan))
 
 
@@ -420,22 +421,6 @@ def _run_calls(pipe: Any, calls: Sequence[Call], plan: Plan[Any]) -> List[Any]:
             pipe.scripts.add(call.script)  # NOSCRIPT inside EXEC cannot be retried: preload
         pipe.execute_command(*call.args, **call.options)
     return run_pipeline(pipe, plan.raise_on_error)
-
-
-def _run_on_nodes(cluster: Any, plan: Plan[Any]) -> List[Any]:
-    """A plan on a ``redis.cluster.RedisCluster``: each node gets its calls
-    (each call's keys share a slot) in one pipeline of its own, node after
-    node, with NOSCRIPT repaired per node."""
-    by_node: Dict[str, Tuple[Any, List[int]]] = {}
-    for i, call in enumerate(plan.calls):
-        node = cluster.nodes_manager.get_node_from_slot(cluster.determine_slot(*call.args))
-        by_node.setdefault(node.name, (node, []))[1].append(i)
-    replies: List[Any] = [None] * len(plan.calls)
-    for node, positions in by_node.values():
-        pipe = pipeline_for(cluster.get_redis_connection(node), plan.transaction)
-        for i, reply in zip(positions, _run_calls(pipe, [plan.calls[i] for i in positions], plan)):
-            replies[i] = reply
-    return replies
 
 
 def _call(client: Any, call: Call) -> Any:
@@ -449,8 +434,26 @@ def _call(client: Any, call: Call) -> Any:
         return execute(client, call.args, **call.options)
 
 
-class _Effects:
-    """The sync answers to effects: sleeping, user code, a private pub/sub wait."""
+def _confirmation(timeout: Optional[float]) -> Any:
+    """Waiting for a SUBSCRIBE confirmation, without I/O: yields how long to
+    wait for the next message, gets it (or None), returns True once
+    confirmed, False when ``timeout`` ran out."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        message = yield 1.0 if deadline is None else max(0.0, deadline - time.monotonic())
+        if message is not None and message.get("type") == "subscribe":
+            return True
+        if deadline is not None and time.monotonic() >= deadline:
+            return False
+
+
+def _heard(message: Any) -> bool:
+    return message is not None and message.get("type") == "message"
+
+
+class _EffectsBase:
+    """What a runner needs to answer effects: its client, Redlock's fan-out,
+    and the operation's private pub/sub connection (closed when it ends)."""
 
     __slots__ = ("client", "fan_out", "pubsub")
 
@@ -458,6 +461,12 @@ class _Effects:
         self.client = client
         self.fan_out = fan_out
         self.pubsub: Any = None
+
+
+class _Effects(_EffectsBase):
+    """The sync answers to effects: sleeping, user code, a private pub/sub wait."""
+
+    __slots__ = ()
 
     def answer(self, item: Any) -> Any:
         if isinstance(item, Plan):
@@ -483,15 +492,13 @@ class _Effects:
             return None
         pubsub = self.pubsub = make()
         pubsub.subscribe(channel)  # an unreachable server raises here, to the caller
-        deadline = None if timeout is None else time.monotonic() + timeout
+        steps = _confirmation(timeout)
         try:
+            wait = next(steps)
             while True:
-                wait = 1.0 if deadline is None else max(0.0, deadline - time.monotonic())
-                message = pubsub.get_message(timeout=wait)
-                if message is not None and message.get("type") == "subscribe":
-                    return True
-                if deadline is not None and time.monotonic() >= deadline:
-                    return False
+                wait = steps.send(pubsub.get_message(timeout=wait))
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
         except redis.exceptions.ConnectionError:
             self.close()
             return False
@@ -504,7 +511,7 @@ class _Effects:
         except redis.exceptions.ConnectionError:
             self.close()
             return None
-        return message is not None and message.get("type") == "message"
+        return _heard(message)
 
     def close(self) -> None:
         pubsub, self.pubsub = self.pubsub, None
@@ -571,11 +578,16 @@ async def _arun_plan(client: Any, plan: Plan[T]) -> T:
             reply = error
         return plan.interpret([reply])
     pipe = apipeline_for(client, plan.transaction)
+    scripts = getattr(pipe, "scripts", None)
     for call in calls:
         if call.script is not None and plan.transaction:
-            pipe.scripts.add(call.script)
+            if scripts is None:  # an asyncio cluster pipeline: load before MULTI, on every primary
+                await aexecute(client, ("SCRIPT LOAD", call.script._encoded))
+            else:
+                scripts.add(call.script)
         pipe.execute_command(*call.args, **call.options)
-    return plan.interpret(await arun_pipeline(client, pipe, plan.raise_on_error))
+    stack = [call.args for call in calls]
+    return plan.interpret(await arun_pipeline(client, pipe, plan.raise_on_error, stack))
 
 
 async def _acall(client: Any, call: Call) -> Any:
@@ -656,9 +668,12 @@ def apipeline_for(client: Any, transaction: bool = False) -> Any:
     return FastAsyncPipeline(client.connection_pool, client.response_callbacks, transaction, None)
 
 
-async def arun_pipeline(client: Any, pipe: Any, raise_on_error: bool = True) -> List[Any]:
+async def arun_pipeline(client: Any, pipe: Any, raise_on_error: bool = True,
+                        stack: Optional[List[Tuple[Any, ...]]] = None) -> List[Any]:
     """The asyncio twin of :func:`run_pipeline` (``client`` made ``pipe``): only
     the EVALSHA calls answered NOSCRIPT are re-sent, after SCRIPT LOAD.
+    ``stack`` lists the staged commands when the pipeline does not expose
+    them (an asyncio cluster pipeline).
 
     Example::
 
@@ -678,12 +693,17 @@ async def arun_pipeline(client: Any, pipe: Any, raise_on_error: bool = True) -> 
         ...     asyncio.run(main(server.port))
         [1, True, 2]
     """
-    stack = _rows(pipe)
+    if stack is None:
+        stack = _rows(pipe)
     replies = await pipe.execute(raise_on_error=False)
     missing = _noscript_slots(stack, replies)
     if missing:
         loads, resend = _repair(stack, missing)
         retry = apipeline_for(client, False)
+        if is_cluster(client):  # SCRIPT LOAD has no key to route by: every primary, first
+            for script in loads:
+                await aexecute(client, ("SCRIPT LOAD", script._encoded))
+            loads = []
         for script in loads:
             retry.execute_command("SCRIPT LOAD", script._encoded)
         for command in resend:
@@ -692,15 +712,10 @@ async def arun_pipeline(client: Any, pipe: Any, raise_on_error: bool = True) -> 
     return _checked(stack, replies, raise_on_error)
 
 
-class _AsyncEffects:
+class _AsyncEffects(_EffectsBase):
     """The asyncio answers to effects (see :class:`_Effects`)."""
 
-    __slots__ = ("client", "fan_out", "pubsub")
-
-    def __init__(self, client: Any, fan_out: Optional[Callable[[FanOut], Any]]) -> None:
-        self.client = client
-        self.fan_out = fan_out
-        self.pubsub: Any = None
+    __slots__ = ()
 
     async def answer(self, item: Any) -> Any:
         import asyncio
@@ -729,15 +744,13 @@ class _AsyncEffects:
             return None
         pubsub = self.pubsub = make()
         await pubsub.subscribe(channel)
-        deadline = None if timeout is None else time.monotonic() + timeout
+        steps = _confirmation(timeout)
         try:
+            wait = next(steps)
             while True:
-                wait = 1.0 if deadline is None else max(0.0, deadline - time.monotonic())
-                message = await pubsub.get_message(timeout=wait)
-                if message is not None and message.get("type") == "subscribe":
-                    return True
-                if deadline is not None and time.monotonic() >= deadline:
-                    return False
+                wait = steps.send(await pubsub.get_message(timeout=wait))
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
         except redis.exceptions.ConnectionError:
             await self.close()
             return False
@@ -750,7 +763,7 @@ class _AsyncEffects:
         except redis.exceptions.ConnectionError:
             await self.close()
             return None
-        return message is not None and message.get("type") == "message"
+        return _heard(message)
 
     async def close(self) -> None:
         pubsub, self.pubsub = self.pubsub, None

@@ -27,6 +27,12 @@ import redis.asyncio as _redis_asyncio
 from .client import DEDICATED_COMMANDS, Redis, StrictRedis, is_multiplexed
 from .connection import FastAsyncParser
 from .pipeline import Pipeline
+from .patterns.analytics import ActivityBitmap, CounterSeries, PageAnalytics, Stats, UniqueCounter
+from .patterns.cache import TieredCache
+from .patterns.geo import GeoIndex
+from .patterns.leaderboard import DecayingLeaderboard, Leaderboard
+from .patterns.lock import Lock, Redlock, fenced_write
+from .patterns.pubsub import Channel, Gap, Message, Subscription
 from .patterns.ratelimit import (
     CompositeLimiter,
     Decision,
@@ -35,6 +41,8 @@ from .patterns.ratelimit import (
     SlidingWindowLimiter,
     TokenBucketLimiter,
 )
+from .patterns.sessions import Cart, Presence, SessionStore
+from .patterns.streams import Consumer, Entry, EventStream, PendingStats
 
 
 def from_url(url: str, **kwargs: object) -> Redis:
@@ -70,6 +78,29 @@ __all__ = [
     "TokenBucketLimiter",
     "CompositeLimiter",
     "Decision",
+    "TieredCache",
+    "Lock",
+    "Redlock",
+    "fenced_write",
+    "Leaderboard",
+    "DecayingLeaderboard",
+    "UniqueCounter",
+    "PageAnalytics",
+    "Stats",
+    "ActivityBitmap",
+    "CounterSeries",
+    "SessionStore",
+    "Cart",
+    "Presence",
+    "GeoIndex",
+    "Channel",
+    "Subscription",
+    "Message",
+    "Gap",
+    "EventStream",
+    "Consumer",
+    "Entry",
+    "PendingStats",
     *_REDIS_ASYNCIO_NAMES,
 ]
 

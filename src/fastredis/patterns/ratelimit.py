@@ -242,7 +242,7 @@ class _RateLimit:
         in ``keys`` counts once per occurrence.
 
         With a cluster client the keys are grouped by slot: one round trip
-        to every node holding any of them, all nodes at once.
+        to every node holding any of them.
 
         Example::
 

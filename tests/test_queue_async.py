@@ -21,6 +21,8 @@ import fastredis.asyncio as fa
 from fastredis.exceptions import OutcomeUnknownError
 from fastredis.patterns.queue import QueueClosedError
 
+from _asyncio_fixtures import LOOPS, run_on
+
 KINDS = ["fastredis", "redis-py"]
 
 
@@ -30,13 +32,14 @@ def aclient(kind: str, url: str) -> Any:
     return redis.asyncio.Redis.from_url(url, max_connections=1000)
 
 
-def arun(coro: Any, timeout: float = 120.0) -> Any:
-    return asyncio.run(asyncio.wait_for(coro, timeout))
+def arun(coro: Any, timeout: float = 120.0, loop: str = "asyncio") -> Any:
+    return run_on(loop, coro, timeout)
 
 
+@pytest.mark.parametrize("loop", LOOPS)
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("cls", ["WorkQueue", "Stack"])
-def test_same_behaviour_as_the_sync_twin(redis_url: str, r: Any, kind: str, cls: str) -> None:
+def test_same_behaviour_as_the_sync_twin(redis_url: str, r: Any, kind: str, cls: str, loop: str) -> None:
     def play_sync() -> List[Any]:
         q = getattr(fastredis, cls)(r, "sync", consumer="c", max_deliveries=2)
         q.push_many([1, 2, 3])
@@ -65,11 +68,12 @@ def test_same_behaviour_as_the_sync_twin(redis_url: str, r: Any, kind: str, cls:
                         tuple(await q.stats())]
                 return out
 
-    assert arun(play_async()) == play_sync()
+    assert arun(play_async(), loop=loop) == play_sync()
 
 
+@pytest.mark.parametrize("loop", LOOPS)
 @pytest.mark.parametrize("kind", KINDS)
-def test_blocking_pop_has_its_own_connection_and_close_ends_it(redis_url: str, r: Any, kind: str) -> None:
+def test_blocking_pop_has_its_own_connection_and_close_ends_it(redis_url: str, r: Any, kind: str, loop: str) -> None:
     async def main() -> None:
         async with aclient(kind, redis_url) as ar:
             q = fa.WorkQueue(ar, "block", consumer="w")
@@ -91,12 +95,13 @@ def test_blocking_pop_has_its_own_connection_and_close_ends_it(redis_url: str, r
             with pytest.raises(QueueClosedError):
                 await q.pop(0)
 
-    arun(main())
+    arun(main(), loop=loop)
     assert not any(c.get("cmd") == "blmove" for c in r.client_list())
 
 
+@pytest.mark.parametrize("loop", LOOPS)
 @pytest.mark.parametrize("kind", KINDS)
-def test_cancelled_and_timed_out_pops_lose_nothing(redis_url: str, kind: str) -> None:
+def test_cancelled_and_timed_out_pops_lose_nothing(redis_url: str, kind: str, loop: str) -> None:
     n = 300
 
     async def main() -> Dict[int, int]:
@@ -125,7 +130,7 @@ def test_cancelled_and_timed_out_pops_lose_nothing(redis_url: str, kind: str) ->
             await q.close()
             return got
 
-    got = arun(main())
+    got = arun(main(), loop=loop)
     assert sorted(got) == list(range(n)) and set(got.values()) == {1}
 
 

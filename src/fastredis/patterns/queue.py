@@ -71,7 +71,7 @@ from redis.client import NEVER_DECODE
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from ..exceptions import OutcomeUnknownError
+from ..exceptions import ClosedError, OutcomeUnknownError
 from ..keys import KeySpace
 from ..scripts import LuaScript, run
 from ..serializers import Serializer, get_serializer
@@ -106,8 +106,9 @@ _PURGE = LuaScript.load("queue_purge")
 _REQUEUE_DEAD = _script("queue_requeue_dead")
 
 
-class QueueClosedError(RuntimeError):
-    """``pop`` was called on a queue object after its ``close()``.
+class QueueClosedError(ClosedError):
+    """``pop`` was called on a queue object after its ``close()``
+    (a :class:`fastredis.ClosedError`, like every pattern's).
 
     Example::
 

@@ -14,9 +14,14 @@ same 1,000,000 items with 16-byte values):
 - group "set-1000-random": ``set_many`` vs redis-py ``MSET``.
 - group "get-one": ``CompactMap.get`` vs redis-py ``GET``.
 
+The same get_many/MGET cases timed in alternation (every round runs each
+case once, in a shuffled order; robust to other load on the machine):
+
+    python benchmarks/bench_compact.py --speed [--rounds 400]
+
 Memory (``INFO memory`` on a throwaway server per layout; not a pytest test):
 
-    python benchmarks/bench_compact.py --memory [--items 1000000] [--values 16,8-32]
+    python benchmarks/bench_compact.py --memory [--items 1000000] [--values 16,8-32] [--keys int|str] [--all-servers]
 
 prints bytes per item for one string key per item (``item:<id>``, ``SET``)
 and for a ``CompactMap`` named ``item`` (server defaults, default bucket
@@ -163,9 +168,13 @@ def test_get_one_redis_py(benchmark: Any, loaded: Dict[str, Any]) -> None:
 
 # -- memory (python benchmarks/bench_compact.py --memory) ---------------------------
 
-def measure_memory(items: int, spec: str, binary: Any = None, seed: int = 7) -> Dict[str, float]:
+def measure_memory(items: int, spec: str, binary: Any = None, seed: int = 7, keys: str = "int",
+                   value_size: int = 16) -> Dict[str, float]:
     """Bytes per item for string keys and for a CompactMap holding ``items``
-    values of ``spec`` bytes ("16", or "8-32" uniform), each on a fresh server."""
+    values of ``spec`` bytes ("16", or "8-32" uniform), each on a fresh
+    server. ``keys="int"``: the map's keys are the ids; ``keys="str"``: the
+    map's keys are the same strings as the string keys (``item:<id>``), with
+    ``capacity=items``. ``value_size``: the map's sizing hint."""
     import time
 
     import fastredis
@@ -176,49 +185,111 @@ def measure_memory(items: int, spec: str, binary: Any = None, seed: int = 7) -> 
     for kind in ("strings", "compact"):
         with RedisServer(binary=binary) as server:
             r = fastredis.Redis(port=server.port)
-            m = fastredis.CompactMap(r, "item")
+            m = fastredis.CompactMap(r, "item", capacity=items, value_size=value_size)
             m.open()
             before = r.info("memory")["used_memory"]
             for start in range(0, items, 100_000):
                 chunk = values[start:start + 100_000]
                 if kind == "strings":
-                    keys = [f"item:{i}" for i in range(start, start + len(chunk))]
-                    r.pipeline(transaction=False).batch("SET", keys, chunk).execute()
-                else:
+                    names = [f"item:{i}" for i in range(start, start + len(chunk))]
+                    r.pipeline(transaction=False).batch("SET", names, chunk).execute()
+                elif keys == "int":
                     m.set_many(zip(range(start, start + len(chunk)), chunk))
+                else:
+                    m.set_many(zip((f"item:{i}" for i in range(start, start + len(chunk))), chunk))
             r.close()
             time.sleep(0.2)
             r = fastredis.Redis(port=server.port)
             info = r.info("memory")
             out[kind] = (info["used_memory"] - before) / items
             if kind == "compact":
-                out["bucket_size"] = m.layout.bucket_size
-                out["memory_usage_per_bucket"] = r.memory_usage(f"cm:item:{items // m.layout.bucket_size // 2}")
-                out["encoding"] = r.object("encoding", "cm:item:0").decode()  # type: ignore[assignment]
-            else:
-                out["memory_usage_per_key"] = r.memory_usage("item:0")
+                out["bucket_size"] = m.layout.bucket_size if keys == "int" else items / m.layout.str_buckets
+                bucket = "cm:item:0" if keys == "int" else "cm:item:h0"
+                out["encoding"] = r.object("encoding", bucket).decode()  # type: ignore[assignment]
             out["version"] = r.info("server")["redis_version"]  # type: ignore[assignment]
             r.close()
     out["ratio"] = out["strings"] / out["compact"]
     return out
 
 
+def paired_speed(items: int = N, rounds: int = 400, seed: int = 11) -> Dict[str, Any]:
+    """Median times of get_many / MGET of 1,000 ids measured in alternation
+    (every round times each case once, in a shuffled order), so load from
+    other processes hits every case alike; ratios are medians of per-round
+    ratios."""
+    import statistics
+    import time
+
+    import fastredis
+    from fastredis.server import RedisServer
+
+    assert redis.utils.HIREDIS_AVAILABLE, "redis-py must run with hiredis for a fair comparison"
+    rng = random.Random(seed)
+    values = _values(items, "16", rng)
+    with RedisServer() as server:
+        fast = fastredis.Redis(port=server.port)
+        plain = redis.Redis(port=server.port)
+        cmap = fastredis.CompactMap(fast, "item")
+        for start in range(0, items, 100_000):
+            chunk = values[start:start + 100_000]
+            fast.pipeline(transaction=False).batch("SET", [f"item:{i}" for i in range(start, start + len(chunk))],
+                                                   chunk).execute()
+            cmap.set_many(zip(range(start, start + len(chunk)), chunk))
+        cases = {
+            "CompactMap.get_many random": lambda ids, dense: cmap.get_many(ids),
+            "redis-py MGET random": lambda ids, dense: plain.mget([f"item:{i}" for i in ids]),
+            "fastredis MGET random": lambda ids, dense: fast.mget([f"item:{i}" for i in ids]),
+            "CompactMap.get_many dense": lambda ids, dense: cmap.get_many(dense),
+            "redis-py MGET dense": lambda ids, dense: plain.mget([f"item:{i}" for i in dense]),
+        }
+        check = rng.sample(range(items), 1000)
+        assert cmap.get_many(check) == plain.mget([f"item:{i}" for i in check]) == [values[i] for i in check]
+        times: Dict[str, List[float]] = {name: [] for name in cases}
+        names = list(cases)
+        for _ in range(rounds):
+            ids = rng.sample(range(items), 1000)
+            lo = rng.randrange(items - 1000)
+            dense = list(range(lo, lo + 1000))
+            rng.shuffle(names)
+            for name in names:
+                t = time.perf_counter()
+                cases[name](ids, dense)
+                times[name].append(time.perf_counter() - t)
+        fast.close()
+        plain.close()
+    out: Dict[str, Any] = {name: statistics.median(ts) for name, ts in times.items()}
+    for kind in ("random", "dense"):
+        pairs = zip(times[f"CompactMap.get_many {kind}"], times[f"redis-py MGET {kind}"])
+        out[f"ratio {kind} (CompactMap / redis-py MGET)"] = statistics.median(a / b for a, b in pairs)
+    pairs = zip(times["CompactMap.get_many random"], times["fastredis MGET random"])
+    out["ratio random (CompactMap / fastredis MGET)"] = statistics.median(a / b for a, b in pairs)
+    return out
+
+
 def main(argv: Any = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--memory", action="store_true", help="measure memory (the only mode)")
+    parser.add_argument("--memory", action="store_true", help="measure memory")
+    parser.add_argument("--speed", action="store_true", help="get_many vs MGET, timed in alternation")
+    parser.add_argument("--rounds", type=int, default=400, help="--speed rounds")
     parser.add_argument("--items", type=int, default=N)
     parser.add_argument("--values", default="8,16,24,32,8-32", help="value sizes: n or lo-hi, comma-separated")
     parser.add_argument("--all-servers", action="store_true", help="every redis-server found (6.2 and 7.x)")
+    parser.add_argument("--keys", default="int", choices=["int", "str"], help="the map's keys: ids or 'item:<id>'")
+    parser.add_argument("--value-size", type=int, default=16, help="CompactMap(value_size=...) sizing hint")
     args = parser.parse_args(argv)
     from fastredis.server import find_redis_server, find_redis_servers
 
+    if args.speed:
+        for name, value in paired_speed(args.items, args.rounds).items():
+            print(f"{name:45} {value:.3f}" if name.startswith("ratio") else f"{name:45} {value * 1e3:8.3f} ms")
+        return 0
     binaries = list(find_redis_servers().values()) if args.all_servers else [find_redis_server()]
-    print(f"{'server':8} {'values':7} {'strings B/item':>15} {'CompactMap B/item':>18} {'ratio':>6} "
+    print(f"{'server':8} {'values':7} {'keys':4} {'strings B/item':>15} {'CompactMap B/item':>18} {'ratio':>6} "
           f"{'bucket':>6} {'encoding':>9}")
     for binary in binaries:
         for spec in args.values.split(","):
-            m = measure_memory(args.items, spec, binary)
-            print(f"{m['version']:8} {spec:7} {m['strings']:15.1f} {m['compact']:18.1f} {m['ratio']:5.2f}x "
+            m = measure_memory(args.items, spec, binary, keys=args.keys, value_size=args.value_size)
+            print(f"{m['version']:8} {spec:7} {args.keys:4} {m['strings']:15.1f} {m['compact']:18.1f} {m['ratio']:5.2f}x "
                   f"{m['bucket_size']:6.0f} {m['encoding']:>9}", flush=True)
     return 0
 

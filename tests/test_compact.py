@@ -260,6 +260,9 @@ def test_json_serializer_and_decode_responses(redis_url: str) -> None:
     m = fastredis.CompactMap(r, "dec")
     m.set(1, "ünï")
     assert m.get(1) == "ünï" and m.get_many([1, 2]) == ["ünï", None] and list(m.scan()) == [(1, "ünï")]
+    m.set_many({i: f"ü{i}" for i in range(2, 300)})  # dense reads: HGETALL (raw) decoded like HGET
+    assert m.get_many(range(1, 301)) == ["ünï"] + [f"ü{i}" for i in range(2, 300)] + [None]
+    assert m.get_many(list(range(250, 260)) * 3) == [f"ü{i}" for i in range(250, 260)] * 3
     j = fastredis.CompactMap(r, "json", serializer="json")
     j.set_many({1: {"a": [1, 2.5]}, "k": None})
     assert j.get(1) == {"a": [1, 2.5]} and j.get("k") is None and j.get_many([1, "k"]) == [{"a": [1, 2.5]}, None]
@@ -267,6 +270,8 @@ def test_json_serializer_and_decode_responses(redis_url: str) -> None:
     with pytest.raises(ValueError):
         j.set(2, [math.nan])
     assert j.incr(3, 2) == 2 and j.get(3) == 2
+    j.set_many({i: [i] for i in range(10, 200)})
+    assert j.get_many(range(10, 201)) == [[i] for i in range(10, 200)] + [None]
 
 
 def test_script_flush_restart_and_killed_connections(private_server: RedisServer) -> None:

@@ -74,6 +74,12 @@ def test_many_plans_pick_columns_or_rows() -> None:
     dense = m.plan_get_many([5, 6, 105, 7])
     assert dense.groups == [("row", ("HMGET", "cm:m:0", 5, 6, 7)), ("row", ("HMGET", "cm:m:1", 5))]
     assert dense.interpret([[b"a", b"b", None], [b"c"]]) == [b"a", b"b", b"c", None]
+    whole = m.plan_get_many(list(range(20)) + [99])  # 21 items of bucket 0: read it whole
+    assert whole.groups == [("row", ("HGETALL", "cm:m:0"), {"NEVER_DECODE": True})]
+    assert whole.interpret([{b"0": b"a", b"19": b"t", b"7": b"h"}]) == [b"a"] + [None] * 6 + [b"h"] + [None] * 11 + [b"t", None]
+    scattered = m.plan_get_many([1, 101, 2, 102] * 10)  # not contiguous: grouped by bucket
+    assert [g[1][0] for g in scattered.groups] == ["HGETALL", "HGETALL"]
+    assert scattered.interpret([{b"1": b"a", b"2": b"b"}, {b"1": b"c"}]) == [b"a", b"c", b"b", None] * 10
     rows = m.plan_set_many({1: b"x", 2: b"y"})
     assert rows.groups == [("row", ("HSET", "cm:m:0", 1, b"x", 2, b"y"))] and rows.interpret([2]) == 2
     assert m.plan_get_many([]).interpret([]) == [] and m.plan_set_many([]).interpret([]) == 0

@@ -350,7 +350,7 @@ class ColumnPlan(Plan[Any]):
         self.transaction = False
         self.raise_on_error = raise_on_error
 
-    @property  # type: ignore[override]
+    @property
     def calls(self) -> List[Call]:  # type: ignore[override]
         out: List[Call] = []
         for group in self.groups:
@@ -499,7 +499,8 @@ class _Core:
 
     def _opened(self, build: Any, *args: Any) -> Operation[Any]:
         if self._layout is not None:
-            return build(*args)
+            op: Operation[Any] = build(*args)
+            return op
         return self._open_then(build, args)
 
     def _open_then(self, build: Any, args: Tuple[Any, ...]) -> Steps[Any]:
@@ -1069,7 +1070,8 @@ def _size_of(data: Any) -> int:
 
 def _caller_level() -> int:
     """The ``stacklevel`` of the first frame outside fastredis (the user's call)."""
-    frame, level = sys._getframe(1), 1
+    frame: Any = sys._getframe(1)
+    level = 1
     while frame is not None and str(frame.f_globals.get("__name__", "")).startswith("fastredis"):
         frame, level = frame.f_back, level + 1
     return level

@@ -64,7 +64,7 @@ import socket
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Sequence, Set, Tuple, Union
 
 import redis
 from redis.client import NEVER_DECODE
@@ -242,7 +242,7 @@ class _PopState:
     def __init__(self) -> None:
         self.recover = True  # first pop: look for items a previous life of this consumer left
         self.orphans: List[bytes] = []
-        self.inflight: set = set()
+        self.inflight: Set[bytes] = set()
         self.last_beat = -math.inf
         self.next_reap = 0.0
 
@@ -418,6 +418,7 @@ class _ListCore:
             beat = now - st.last_beat > self.retention / 3
             if beat:
                 calls.append(script_call(_HEARTBEAT, [self.consumers_key], [self.consumer]))
+            move: Tuple[Any, ...]
             if left is not None and left < 0.001:
                 move = ("LMOVE", self.ready_key, self.proc_key, self._pop_end, "LEFT")
             else:

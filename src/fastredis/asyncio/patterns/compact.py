@@ -56,10 +56,10 @@ async def arun_columns(client: Any, plan: Plan[Any]) -> Any:
     """
     if type(plan) is not ColumnPlan:
         return await arun(client, plan)
-    if not plan.groups:  # type: ignore[attr-defined]
+    if not plan.groups:
         return plan.interpret([])
     pipe = apipeline_for(client)
-    plan.stage(pipe)  # type: ignore[attr-defined]
+    plan.stage(pipe)
     return plan.interpret(await pipe.execute(raise_on_error=plan.raise_on_error))
 
 
@@ -324,6 +324,6 @@ class CompactMap(_core._Core):
         cursor, removed = 0, 0
         while True:
             cursor, n = await self._run(self.plan_clear_page(cursor, count))
-            removed += n
+            removed += int(n)
             if cursor == 0:
                 return removed

@@ -343,3 +343,34 @@ def test_consumers_killed_at_random_lose_nothing_and_ack_once(redis_url: str, r:
           f"cut_short={sum(1 for v in results.values() if v.count('A') > v.count('T') + v.count('F'))} "
           f"late_acks={sum(v.count('F') for v in results.values())}")
     q.close()
+
+
+def test_fork_gives_the_child_its_own_consumer_and_connection(r: Any) -> None:
+    q = fastredis.WorkQueue(r, "fork")
+    q.push_many([1, 2])
+    held = q.pop(0)
+    parent_name = q.consumer
+    pid = os.fork()
+    if pid == 0:  # the child: a new consumer name, a new connection, the parent's items untouched
+        code = 1
+        try:
+            item = q.pop(1)
+            ok = item is not None and item.value == 2 and q.consumer != parent_name and q.ack(item)
+            code = 0 if ok else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert q.ack(held) and q.pop(0) is None and q.consumer == parent_name
+    q.close()
+
+
+def test_a_dropped_queue_closes_its_connection(r: Any) -> None:
+    import gc
+
+    q = fastredis.WorkQueue(r, "gc", consumer="dropped")
+    assert q.pop(0) is None  # opens the queue's own connection
+    before = len(r.client_list())
+    del q
+    gc.collect()
+    assert wait_until(lambda: len(r.client_list()) == before - 1, 10)

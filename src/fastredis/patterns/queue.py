@@ -76,7 +76,7 @@ from ..keys import KeySpace
 from ..scripts import LuaScript, run
 from ..serializers import Serializer, get_serializer
 from ._clients import check_sync_client, is_cluster
-from ._conn import FORKS, connection_kwargs
+from ._conn import FORKS, connection_kwargs, finalizer
 from ._plan import Call, Plan, Steps, script_call
 
 __all__ = ["WorkQueue", "Stack", "QueueItem", "QueueStats", "ReapResult", "QueueClosedError"]
@@ -736,6 +736,8 @@ class _SyncShell(_ListCore):
     def _blocking(self) -> Any:
         if self._bclient is None:
             self._bclient = _blocking_client(self.client, self.ready_key, self.block_chunk + 10.0)
+            # a dropped queue object closes its connection with it
+            finalizer(self, self._bclient.connection_pool.disconnect)
         return self._bclient
 
     def _forked(self) -> None:

@@ -11,6 +11,7 @@ import os
 import socket
 import subprocess
 import tempfile
+import textwrap
 import warnings
 from typing import Any, List
 
@@ -227,6 +228,7 @@ def test_pipeline_cancelled_then_client_reused(run, acls, url) -> None:
         r = acls.from_url(url)
         for i in range(50):
             await r.set(f"own:{i}", i)
+        cancelled = 0
         for round_ in range(5):
             p = r.pipeline(transaction=bool(round_ % 2))
             for i in range(20000):
@@ -234,10 +236,13 @@ def test_pipeline_cancelled_then_client_reused(run, acls, url) -> None:
             task = asyncio.ensure_future(p.execute())
             await asyncio.sleep(0.002 * round_)
             task.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await task
+            try:
+                await task  # on a loaded machine it may have finished before the cancel
+            except asyncio.CancelledError:
+                cancelled += 1
             values = await asyncio.gather(*(r.get(f"own:{i}") for i in range(50)))
             assert values == [str(i).encode() for i in range(50)]
+        assert cancelled >= 1
         assert r._mux.conns[0].proto.in_flight == 0
         await r.aclose()
 
@@ -430,3 +435,38 @@ def test_server_restart_and_client_kill(run, acls, server_factory) -> None:
         await r.aclose()
 
     run(main())
+
+
+def test_asyncio_tour_runs(run, acls, url) -> None:
+    """examples/asyncio_tour.py (shown in docs/asyncio.md) keeps running."""
+    import importlib.util
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    spec = importlib.util.spec_from_file_location("asyncio_tour", os.path.join(root, "examples", "asyncio_tour.py"))
+    assert spec and spec.loader
+    tour = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tour)
+
+    async def main() -> None:
+        async with acls.from_url(url) as r:
+            await tour.tour(r)
+
+    run(main())
+    with open(os.path.join(root, "docs", "asyncio.md")) as f:
+        text = f.read()
+    with open(os.path.join(root, "examples", "asyncio_tour.py")) as f:
+        body = f.read()
+    block = body[body.index("    # --- the drop-in asyncio client") : body.index("async def main()")]
+    shown = textwrap.dedent(block).strip()
+    assert shown in text, "docs/asyncio.md must show examples/asyncio_tour.py's tour() body verbatim"
+
+
+def test_public_asyncio_names_have_examples() -> None:
+    missing = []
+    for name in fastredis.asyncio.__all__:
+        obj = getattr(fastredis.asyncio, name)
+        if name in fastredis.asyncio._REDIS_ASYNCIO_NAMES or not callable(obj):
+            continue  # redis.asyncio's own names, re-exported unchanged
+        if ">>>" not in (obj.__doc__ or ""):
+            missing.append(name)
+    assert not missing, f"public names without a runnable example: {missing}"

@@ -181,9 +181,17 @@ async def _script(r: Any, other: Any) -> List[Any]:
         async with r.pubsub() as ps:
             await ps.subscribe("ch1")
             await ps.psubscribe("p*")
+            # Publish only once the server confirmed both subscriptions: they
+            # travel on another connection, so a PUBLISH sent at once may
+            # overtake them (with either client).
+            while len(messages) < 2:
+                m = await ps.get_message(timeout=2)
+                if m is None:
+                    break
+                messages.append(m)
             await r.publish("ch1", "one")
             await r.publish("px", b"two")
-            while len(messages) < 4:  # subscribe, psubscribe, message, pmessage
+            while len(messages) < 4:  # then the message and the pmessage
                 m = await ps.get_message(timeout=2)
                 if m is None:
                     break

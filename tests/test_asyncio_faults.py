@@ -23,14 +23,15 @@ from fastredis.exceptions import OutcomeUnknownConnectionError, OutcomeUnknownTi
 from fastredis.server import RedisServer
 
 
-def test_random_cancellations_and_timeouts_never_cross_replies(run, acls, url) -> None:
+@pytest.mark.parametrize("connections", [1, 3])
+def test_random_cancellations_and_timeouts_never_cross_replies(run, acls, url, connections) -> None:
     """Hundreds of tasks, thousands of random cancellations and wait_for
     timeouts: every reply received is the request's own key's value."""
     tasks_n, rounds = 200, 25
-    rng = random.Random(1234)
+    rng = random.Random(1234 + connections)
 
     async def main() -> Dict[str, int]:
-        r = acls.from_url(url)
+        r = acls.from_url(url, multiplexed_connections=connections)
         p = r.pipeline(transaction=False)
         for i in range(tasks_n):
             p.set(f"own:{i}", f"value-{i}")
@@ -79,11 +80,11 @@ def test_random_cancellations_and_timeouts_never_cross_replies(run, acls, url) -
                 stats["ok"] += 1
 
         await asyncio.gather(*(worker(i) for i in range(tasks_n)))
-        # The connection is the same one, healthy, with no slot left behind.
-        assert len(r._mux.conns) == 1
+        # The connections are the same ones, healthy, with no slot left behind.
+        assert 1 <= len(r._mux.conns) <= connections
         assert await r.get("own:7") == b"value-7"
         await asyncio.sleep(0.05)
-        assert r._mux.conns[0].proto.in_flight == 0
+        assert all(c.proto.in_flight == 0 for c in r._mux.conns)
         await r.aclose()
         return stats
 
@@ -256,5 +257,28 @@ def test_connection_refused_then_server_back(run, acls, server_factory) -> None:
         server.restart()
         assert await r.incr("x") == 1
         await r.aclose()
+
+    run(main())
+
+
+def test_refused_replies_are_retried_and_raised_as_redis_py(run, acls, debug_server: RedisServer) -> None:
+    """A LOADING reply (or another ConnectionError-family reply) means the
+    server refused the command: re-sent as redis-py does, then raised with
+    redis-py's class, never reported outcome-unknown."""
+
+    async def main() -> None:
+        for multiplexed in (1, 0):
+            r = acls(port=debug_server.port, retry=Retry(NoBackoff(), 2), multiplexed_connections=multiplexed)
+            with pytest.raises(redis.exceptions.BusyLoadingError) as info:
+                await r.execute_command("DEBUG", "ERROR", "LOADING fake message")
+            assert not isinstance(info.value, OutcomeUnknownConnectionError)
+            with pytest.raises(redis.exceptions.AuthenticationError):
+                await r.execute_command("DEBUG", "ERROR", "ERR invalid password")
+            p = r.pipeline()
+            p.execute_command("DEBUG", "ERROR", "LOADING fake message")
+            with pytest.raises(redis.exceptions.BusyLoadingError):
+                await p.execute()
+            assert await r.set("still", "works") is True
+            await r.aclose()
 
     run(main())

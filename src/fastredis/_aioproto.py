@@ -19,12 +19,12 @@ if os.environ.get("FASTREDIS_NO_EXTENSIONS"):
 else:
     try:
         from ._aioproto_c import *  # noqa: F401,F403
-        from ._aioproto_c import __all__
+        from ._aioproto_c import __all__  # type: ignore[no-redef]
 
         IMPLEMENTATION = "c"
     except ImportError:
         from ._aioproto_py import *  # noqa: F401,F403
-        from ._aioproto_py import __all__
+        from ._aioproto_py import __all__  # type: ignore[no-redef]
 
         IMPLEMENTATION = "py"
 

@@ -164,12 +164,15 @@ cdef class MuxProtocolCore:
                     try:
                         got = reader.read_into(g.replies, g.remaining, push)
                     except (ValueError, LookupError) as exc:
-                        got = len(g.replies) - before + 1
                         if g.error is None:
                             g.error = exc
-                    g.remaining -= got
-                    if g.remaining:
-                        break
+                        g.remaining -= len(g.replies) - before + 1
+                        if g.remaining:
+                            continue
+                    else:
+                        g.remaining -= got
+                        if g.remaining:
+                            break
                     waiters.popleft()
                     fut = g.fut
                     if not fut.done():

@@ -157,12 +157,15 @@ class MuxProtocol(asyncio.Protocol):
                     try:
                         got = reader.read_into(w.replies, w.remaining, self._push)
                     except (ValueError, LookupError) as exc:  # a decode error: the reply was consumed
-                        got = len(w.replies) - before + 1
                         if w.error is None:
                             w.error = exc
-                    w.remaining -= got
-                    if w.remaining:
-                        break
+                        w.remaining -= len(w.replies) - before + 1
+                        if w.remaining:
+                            continue  # its next replies may be buffered already
+                    else:
+                        w.remaining -= got
+                        if w.remaining:
+                            break
                     waiters.popleft()
                     fut = w.fut
                     if not fut.done():

@@ -529,6 +529,7 @@ def time_async_case(case: Case, cls: type, port: int, rounds: Optional[int] = No
     import asyncio
 
     acls = cls if getattr(cls, "_is_async_client", False) else async_class_for(cls)
+    loop: Any
     if case.loop == "uvloop":
         import uvloop
 
@@ -540,7 +541,7 @@ def time_async_case(case: Case, cls: type, port: int, rounds: Optional[int] = No
         c = acls(host="127.0.0.1", port=port, decode_responses=case.decode)
         try:
             await c.flushdb()
-            run = await case.prepare(c)
+            run: Any = await case.prepare(c)  # type: ignore[misc]  # async cases: a coroutine function
             await run()  # warm-up (connections, caches)
             samples = []
             for _ in range(rounds or case.rounds):

@@ -196,7 +196,7 @@ def call_with_policy(
         written = False
         try:
             if owned:
-                _ready(conn)
+                _ready(conn, commands)
             written = True
             return do()
         except supported as error:
@@ -221,12 +221,15 @@ def _lost(error: BaseException) -> bool:
     )
 
 
-def _ready(conn: Any) -> None:
+def _ready(conn: Any, commands: Any) -> None:
     """Connect, drop a connection the server closed while idle, health-check:
-    a failure here is known to come before any byte of the command."""
+    a failure here is known to come before any byte of the command.
+
+    The idle-close check costs a ``poll``; a single read-only command skips
+    it, since its failure would be retried anyway."""
     if conn._sock is None:
         conn.connect()
-    elif conn._parser.peer_closed():
+    elif not (type(commands) is tuple and len(commands) == 1 and commands[0][0] in _IDEMPOTENT) and conn._parser.peer_closed():
         conn.disconnect()
         raise ConnectionError("Connection closed by server.")
     if conn.health_check_interval and _own_send(conn):
@@ -271,7 +274,7 @@ def _call_with_user_retry(
     def attempt() -> T:
         state[0] = False
         if owned:
-            _ready(conn)
+            _ready(conn, commands)
         state[0] = True
         return do()
 
@@ -291,11 +294,12 @@ def _call_with_user_retry(
 
 class NotWritten(Exception):
     """Raised by an attempt that failed before any byte of its commands was
-    written (the health-check PING, a queue that never reached the socket):
-    re-sending is safe. ``error`` is the cause, what the caller finally sees.
-    ``final=True`` marks a failure to open a connection, which redis-py does
-    not retry at the command level either (the connection's own ``connect()``
-    already retried it).
+    written (the health-check PING, a queue that never reached the socket,
+    a LOADING reply): re-sending is safe. ``error`` is the cause, what the
+    caller finally sees. ``final=True`` raises ``error`` as it is, without a
+    retry: a failure to open a connection (redis-py does not retry it at the
+    command level either: the connection's own ``connect()`` already did), or
+    an error whose outcome is known.
 
     Example::
 
@@ -385,9 +389,7 @@ async def acall_with_policy(
             raise e.error from None
 
     def retryable(error: Exception) -> bool:
-        if retry_writes or not state[0] or not isinstance(error, _CONNECTION_ERRORS):
-            return True
-        if not transaction and all(is_idempotent(c) for c in commands()):
+        if retry_writes or not state[0] or not _lost(error) or _resendable(commands, transaction):
             return True
         state[1] = True
         return False

@@ -35,12 +35,15 @@ import warnings
 from typing import Any, Dict, Optional
 
 import redis.asyncio.client as _aclient
+import redis.asyncio.connection as _aconnection
 from redis.exceptions import ConnectionError, ResponseError, TimeoutError
+from redis.retry import AbstractRetry
 
 from .. import _aioproto, _redispy, _resp
+from .. import pipeline as _sync_pipeline
 from .._redispy import EMPTY_RESPONSE, NEVER_DECODE
 from ..retry_policy import NotWritten, acall_with_policy
-from .connection import FastAsyncParser, install_fast_async_parser, is_fast_async_connection
+from .connection import FastAsyncParser, install_fast_async_parser, is_fast_async_connection, refused_by_server
 from .mux import Multiplexer
 from .pipeline import BUILTIN_CALLBACKS, Pipeline
 
@@ -167,7 +170,11 @@ class Redis(_aclient.Redis):
         super().__init__(**kwargs)
         self.retry_writes = retry_writes
         install_fast_async_parser(self.connection_pool, self.parser_class)
-        size = 0 if (self.single_connection_client or not _redispy.ASYNC_FAST_PATH) else multiplexed_connections
+        size = multiplexed_connections
+        if self.single_connection_client or not _redispy.ASYNC_FAST_PATH:
+            size = 0
+        elif not isinstance(self.connection_pool, _aconnection.ConnectionPool):
+            size = 0  # a pool we do not know (a test double): redis-py's paths only
         self._mux = Multiplexer(self.connection_pool, size, self.mux_core, self.core)
         self._decoding = bool(self.connection_pool.connection_kwargs.get("decode_responses"))
 
@@ -207,6 +214,13 @@ class Redis(_aclient.Redis):
     def __repr__(self) -> str:
         return f"<{self.__class__.__module__}.{self.__class__.__name__}({self.connection_pool!r})>"
 
+    def client(self) -> "Redis":
+        """A client pinned to one connection of this pool (redis-py's
+        ``client()``), with the same ``retry_writes``."""
+        pinned = self.__class__(connection_pool=self.connection_pool, single_connection_client=True)
+        pinned.retry_writes = self.retry_writes
+        return pinned
+
     # -- pipelines -----------------------------------------------------------
     def pipeline(self, transaction: bool = True, shard_hint: Optional[str] = None) -> Pipeline:  # type: ignore[override]
         """A :class:`~fastredis.asyncio.pipeline.Pipeline` (redis-py semantics,
@@ -222,72 +236,109 @@ class Redis(_aclient.Redis):
         """Execute a command and return its parsed reply, on a multiplexed
         connection unless it blocks or changes connection state."""
         mux = self._mux
-        if mux.enabled and is_multiplexed(args) and not (options and NEVER_DECODE in options and self._decoding):
-            try:
-                reply = await mux.connection().proto.send(args)
-            except _CONNECTION_ERRORS as error:
-                if not mux.enabled:
-                    return await self._execute_pooled(args, options)
-                if isinstance(error, NotWritten) and error.final:
-                    raise error.error from None
-                reply = await self._retry_mux(args, error)
-            if isinstance(reply, BaseException):
-                if isinstance(reply, ResponseError):
-                    if options and EMPTY_RESPONSE in options:
-                        return options[EMPTY_RESPONSE]
-                    raise reply
-                if isinstance(reply, ConnectionError):  # e.g. LOADING: retried as a failure after the write
-                    reply = await self._retry_mux(args, reply)
-                    if isinstance(reply, BaseException):
-                        raise reply
-                else:
-                    raise reply
-            if options:
-                options.pop(EMPTY_RESPONSE, None)
-                options.pop("keys", None)
-            callback = self.response_callbacks.get(args[0])
-            if callback is None:
-                return reply
-            value = callback(reply, **options) if options else callback(reply)
-            if id(callback) not in BUILTIN_CALLBACKS and inspect.isawaitable(value):
-                value = await value
-            return value
+        if (
+            mux.enabled
+            and self.connection is None  # a pinned connection (single_connection_client, a test's mock) is used as is
+            and is_multiplexed(args)
+            and not (options and NEVER_DECODE in options and self._decoding)
+        ):
+            if _redispy.async_observability_enabled():
+                return await self._observed(args, options)
+            return await self._execute_multiplexed(args, options)
         return await self._execute_pooled(args, options)
 
-    async def _retry_mux(self, args: Any, first_error: BaseException) -> Any:
+    async def _execute_multiplexed(self, args: Any, options: Any) -> Any:
+        try:
+            reply = await self._mux.connection().proto.send(args)
+        except _CONNECTION_ERRORS as error:
+            return await self._multiplexed_slow(args, options, error)
+        if isinstance(reply, BaseException):
+            return await self._multiplexed_slow(args, options, None, reply)
+        if options:
+            options.pop(EMPTY_RESPONSE, None)
+            options.pop("keys", None)
+        callback = self.response_callbacks.get(args[0])
+        if callback is None:
+            return reply
+        value = callback(reply, **options) if options else callback(reply)
+        if id(callback) not in BUILTIN_CALLBACKS and inspect.isawaitable(value):
+            value = await value
+        return value
+
+    async def _multiplexed_slow(self, args: Any, options: Any, failure: Optional[BaseException], reply: Any = None) -> Any:
+        """After a failed send (``failure``) or an error reply: the write-retry
+        policy, then redis-py's handling of the reply."""
+        mux = self._mux
+        if failure is not None:
+            if not mux.enabled:  # the pool's connections cannot be multiplexed
+                return await self._execute_pooled(args, options)
+            if isinstance(failure, NotWritten) and failure.final:
+                raise failure.error from None
+            reply = await self._retry_multiplexed(args, failure)
+        if isinstance(reply, ConnectionError):  # LOADING and kin: refused, so retried as redis-py does
+            reply = await self._retry_multiplexed(args, NotWritten(reply))
+        if isinstance(reply, BaseException):
+            if isinstance(reply, ResponseError) and options and EMPTY_RESPONSE in options:
+                return options[EMPTY_RESPONSE]
+            raise reply
+        if options:
+            options.pop(EMPTY_RESPONSE, None)
+            options.pop("keys", None)
+        callback = self.response_callbacks.get(args[0])
+        if callback is None:
+            return reply
+        value = callback(reply, **options) if options else callback(reply)
+        if id(callback) not in BUILTIN_CALLBACKS and inspect.isawaitable(value):
+            value = await value
+        return value
+
+    async def _retry_multiplexed(self, args: Any, first_error: BaseException) -> Any:
+        """The write-retry policy after a first failed attempt."""
         mux = self._mux
 
         async def attempt() -> Any:
             reply = await mux.connection().proto.send(args)
-            if isinstance(reply, ConnectionError):
-                raise reply
+            if isinstance(reply, ConnectionError):  # an error reply: the server refused it
+                raise NotWritten(reply)
             return reply
 
+        return await acall_with_policy(
+            mux.retry(), attempt, _nothing, lambda: (args,), retry_writes=self.retry_writes, first_error=first_error
+        )
+
+    async def _observed(self, args: Any, options: Any) -> Any:
+        """:meth:`_execute_multiplexed` with redis-py's metrics (when OpenTelemetry is on)."""
+        kw = self.connection_pool.connection_kwargs
+        host, port = kw.get("host") or kw.get("path") or "", int(kw.get("port") or 0)
         start_time = time.monotonic()
         try:
-            return await acall_with_policy(
-                mux.retry(),
-                attempt,
-                _nothing,
-                lambda: (args,),
-                retry_writes=self.retry_writes,
-                first_error=first_error,
-            )
+            result = await self._execute_multiplexed(args, options)
         except Exception as e:
-            if _redispy.async_observability_enabled():
-                await _aclient.record_error_count(
-                    server_address=None, server_port=None, network_peer_address=None, network_peer_port=None,
-                    error_type=e, retry_attempts=0, is_internal=False,
-                )  # fmt: skip
+            await _aclient.record_error_count(
+                server_address=host, server_port=port, network_peer_address=host, network_peer_port=port,
+                error_type=e, retry_attempts=0, is_internal=False,
+            )  # fmt: skip
             raise
-        finally:
-            del start_time
+        await _aclient.record_operation_duration(
+            command_name=args[0],
+            duration_seconds=time.monotonic() - start_time,
+            server_address=host,
+            server_port=port,
+            db_namespace=str(kw.get("db", 0)),
+        )
+        return result
 
     async def _execute_pooled(self, args: Any, options: Any) -> Any:
         """redis-py's ``execute_command`` on a pool connection (dedicated
         commands, ``single_connection_client``, ``multiplexed_connections=0``),
         under the write-retry policy."""
         await self.initialize()
+        pinned = self.connection
+        if not isinstance(self.connection_pool, _aconnection.ConnectionPool) or (
+            pinned is not None and not isinstance(getattr(pinned, "retry", None), AbstractRetry)
+        ):
+            # Test doubles (a mocked pool or connection, a stand-in Retry): redis-py's own code.
+            return await super().execute_command(*args, **options)
         pool = self.connection_pool
         command_name = args[0]
         conn = self.connection or await pool.get_connection()
@@ -304,7 +355,12 @@ class Redis(_aclient.Redis):
                         await conn.check_health()
                 except (ConnectionError, TimeoutError) as e:
                     raise NotWritten(e) from e
-            return await self._send_command_parse_response(conn, command_name, *args, **options)
+            try:
+                return await self._send_command_parse_response(conn, command_name, *args, **options)
+            except ConnectionError as e:
+                if refused_by_server(e):  # the server answered LOADING (or kin): not applied
+                    raise NotWritten(e) from e
+                raise
 
         async def failure(error: Exception, failure_count: int) -> None:
             attempts[0] = failure_count
@@ -329,10 +385,10 @@ class Redis(_aclient.Redis):
             return result
         except Exception as e:
             await _aclient.record_error_count(
-                server_address=getattr(conn, "host", None),
-                server_port=getattr(conn, "port", None),
-                network_peer_address=getattr(conn, "host", None),
-                network_peer_port=getattr(conn, "port", None),
+                server_address=getattr(conn, "host", None),  # type: ignore[arg-type]
+                server_port=getattr(conn, "port", None),  # type: ignore[arg-type]
+                network_peer_address=getattr(conn, "host", None),  # type: ignore[arg-type]
+                network_peer_port=getattr(conn, "port", None),  # type: ignore[arg-type]
                 error_type=e,
                 retry_attempts=attempts[0],
                 is_internal=False,
@@ -364,7 +420,7 @@ class Redis(_aclient.Redis):
             await mux.aclose()
         await super().aclose(close_connection_pool)
 
-    def __del__(self, _warn: Any = warnings.warn) -> None:
+    def __del__(self, _warn: Any = warnings.warn, *args: Any) -> None:  # type: ignore[override]
         mux = getattr(self, "_mux", None)
         if mux is not None and mux.conns:
             try:
@@ -377,6 +433,53 @@ class Redis(_aclient.Redis):
         except Exception:
             pass
 
+
+def _make_hot(method: str, command: str, params: str, sent: str, fallback: str) -> Any:
+    """One command method compiled from its :data:`fastredis.pipeline.HOT_COMMANDS`
+    row: straight to the multiplexed connection, without redis-py's generic
+    ``execute_command`` (options dict, callback lookup by upper-cased name);
+    redis-py's own method for everything else (other options, a pinned or
+    dedicated connection, metrics on)."""
+    guard = "self.connection is not None or not self._mux.enabled or _observing()"
+    if fallback:
+        guard = f"{fallback} or {guard}"
+    source = (
+        f"async def {method}(self, {params}):\n"
+        f"    if {guard}:\n"
+        f"        return await _PARENT.{method}(self, {_sync_pipeline._names(params)})\n"
+        f"    args = ({command!r}, {sent},)\n"
+        f"    try:\n"
+        f"        reply = await self._mux.connection().proto.send(args)\n"
+        f"    except _CONNECTION_ERRORS as error:\n"
+        f"        return await self._multiplexed_slow(args, None, error)\n"
+        f"    if isinstance(reply, BaseException):\n"
+        f"        return await self._multiplexed_slow(args, None, None, reply)\n"
+        f"    callback = _dict_get(self.response_callbacks, {command!r})\n"
+        f"    if callback is None:\n"
+        f"        return reply\n"
+        f"    value = callback(reply)\n"
+        f"    if id(callback) not in _BUILTIN and _isawaitable(value):\n"
+        f"        value = await value\n"
+        f"    return value\n"
+    )
+    namespace: Dict[str, Any] = {
+        "_PARENT": _aclient.Redis,
+        "_CONNECTION_ERRORS": _CONNECTION_ERRORS,
+        "_dict_get": dict.get,
+        "_BUILTIN": BUILTIN_CALLBACKS,
+        "_isawaitable": inspect.isawaitable,
+        "_observing": _redispy.async_observability_enabled,
+    }
+    exec(compile(source, f"<fastredis.asyncio.client.{method}>", "exec"), namespace)
+    func = namespace[method]
+    func.__qualname__ = f"Redis.{method}"
+    func.__doc__ = getattr(getattr(_aclient.Redis, method, None), "__doc__", None)
+    return func
+
+
+for _method, _row_spec in _sync_pipeline.HOT_COMMANDS.items():
+    setattr(Redis, _method, _make_hot(_method, *_row_spec))
+del _method, _row_spec
 
 StrictRedis = Redis
 

@@ -34,7 +34,7 @@ from .. import _redispy, _resp
 from .._redispy import NOT_ENOUGH_DATA, AsyncHiredisParser
 from ..exceptions import ProtocolError
 
-__all__ = ["FastAsyncParser", "install_fast_async_parser", "is_fast_async_connection", "aread_replies"]
+__all__ = ["FastAsyncParser", "install_fast_async_parser", "is_fast_async_connection", "aread_replies", "refused_by_server"]
 
 if sys.version_info >= (3, 11):
     from asyncio import timeout as _timeout
@@ -67,6 +67,17 @@ class FastAsyncParser(AsyncHiredisParser):  # type: ignore[misc,valid-type]
     #: The RESP core module (compiled ``_resp_c`` or the ``_resp_py`` twin).
     core: Any = _resp
 
+    @classmethod
+    def parse_error(cls, response: str) -> Any:
+        """redis-py's error class for an error reply; a ConnectionError-family
+        reply (LOADING, an authentication error, "max number of clients
+        reached") is marked :func:`refused_by_server`: the server answered
+        and did not run the command, so re-sending it is safe."""
+        error = super().parse_error(response)
+        if isinstance(error, ConnectionError):
+            error._fastredis_refused = True  # type: ignore[attr-defined]
+        return error
+
     def on_connect(self, connection: Any) -> None:
         super().on_connect(connection)
         encoder = connection.encoder
@@ -98,6 +109,10 @@ def install_fast_async_parser(pool: Any, parser_class: type = FastAsyncParser) -
         if current is parser_class:
             return True
     kw["parser_class"] = parser_class
+    # The pool's repr lists its connection kwargs: keep it what the user built.
+    omitted = getattr(pool, "OMIT_REPR_KEYS", None)
+    if isinstance(omitted, frozenset) and "parser_class" not in omitted:
+        pool.OMIT_REPR_KEYS = omitted | {"parser_class"}
     return True
 
 
@@ -167,7 +182,20 @@ async def aread_replies(conn: Any, count: int) -> Tuple[List[Any], bool]:
     for r in out:
         if isinstance(r, BaseException):
             has_errors = True
-            if isinstance(r, ConnectionError):  # e.g. LOADING: redis-py drops the connection
-                await conn.disconnect(nowait=True)
-                raise r
+            break
     return out, has_errors
+
+
+def refused_by_server(error: BaseException) -> bool:
+    """Whether ``error`` is an error *reply* of the ConnectionError family
+    (LOADING, authentication, too many clients): the server refused the
+    command, so it was not applied.
+
+    Example::
+
+        >>> refused_by_server(FastAsyncParser.parse_error("LOADING Redis is loading the dataset in memory"))
+        True
+        >>> refused_by_server(ConnectionError("Error while reading from socket"))
+        False
+    """
+    return bool(getattr(error, "_fastredis_refused", False))

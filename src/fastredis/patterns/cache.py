@@ -70,7 +70,10 @@ from ._conn import FORKS, owner_thread, private_connection
 from ._l1 import L1, MISSING, Entry
 from ._plan import Call, Invoke, Plan, Sleep, Steps, script_call
 
-__all__ = ["TieredCache", "CacheKey", "parse_envelope"]
+__all__ = ["TieredCache", "CacheKey", "parse_envelope", "DEFAULT_MAX_VALUE_BYTES"]
+
+#: The largest serialized value a TieredCache stores or deserialises (16 MiB).
+DEFAULT_MAX_VALUE_BYTES = 16 << 20
 
 log = logging.getLogger(__name__)
 
@@ -199,8 +202,15 @@ class _CachePlans:
         serializer: Union[str, Serializer, None] = "json",
         lease_ttl: float = 10.0,
         beta: float = 1.0,
+        max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
     ) -> None:
         self.client = self._check_client(client, type(self).__name__)
+        if isinstance(max_value_bytes, bool) or not isinstance(max_value_bytes, int):
+            raise TypeError(f"max_value_bytes must be an int, got {type(max_value_bytes).__name__}")
+        if max_value_bytes < 1:
+            raise ValueError(f"max_value_bytes must be >= 1, got {max_value_bytes!r}")
+        #: The largest serialized value stored or deserialised, in bytes.
+        self.max_value_bytes = max_value_bytes
         self.prefix = prefix
         base = "{" + validate_prefix(prefix) + "}:"
         self._vprefix = base + "v:"
@@ -370,6 +380,10 @@ class _CachePlans:
         if data is None or status not in ("hit", "refresh"):
             return MISSING
         payload, _delta, stamps = parse_envelope(data)
+        if len(payload) > self.max_value_bytes:  # never deserialise more than we would store
+            log.warning("TieredCache: a %d-byte value under %r (over max_value_bytes=%d) treated as a miss",
+                        len(payload), vkey, self.max_value_bytes)
+            return MISSING
         if stamps and not (yield from self._stamps_current(stamps)):
             return MISSING  # an invalidated tag: the L2 entry is stale
         try:
@@ -407,7 +421,13 @@ class _CachePlans:
 
     # ----------------------------------------------------------------- write
     def _payload(self, value: Any) -> bytes:
-        return self.serializer.dumps(value)
+        data = self.serializer.dumps(value)
+        if len(data) > self.max_value_bytes:
+            raise ValueError(
+                f"a value of {len(data)} bytes serialized is over max_value_bytes={self.max_value_bytes} of this "
+                f"{type(self).__name__} (nothing was stored): cache less, or raise the limit with max_value_bytes="
+            )
+        return data
 
     def _store_args(
         self,
@@ -829,6 +849,11 @@ class TieredCache(_CachePlans):
     ``local_maxsize=0`` disables L1 (and the tracking thread). Values go
     through ``serializer`` (orjson JSON by default; never pickle). L1 returns
     the cached object itself: treat cached values as read-only.
+
+    ``max_value_bytes`` (default 16 MiB) bounds a serialized value: a larger
+    one is refused on write (``ValueError``, nothing stored; from a
+    ``get_or_set`` loader too), and one found in Redis (written by another
+    program) is a miss, never deserialised.
 
     Coherence: a background thread holds a dedicated RESP3 connection with
     ``CLIENT TRACKING ON BCAST PREFIX {prefix}:v: PREFIX {prefix}:t:``; every

@@ -15,13 +15,16 @@ import secrets
 from typing import Any, Callable, Dict, Union
 
 from .._text import to_bytes, to_str
-from ..keys import KeySpace
+from ..keys import KeySpace, max_key_part
 from ..scripts import LuaScript
 from ._clients import check_sync_client
 from ._plan import Call, Plan, script_call, sync_operation
 from .sessions import ttl_ms
 
-__all__ = ["Cart"]
+__all__ = ["Cart", "DEFAULT_MAX_ITEMS"]
+
+#: The most distinct items one cart holds.
+DEFAULT_MAX_ITEMS = 1000
 
 _CHANGE = LuaScript.load("cart_change")
 _MERGE = LuaScript.load("cart_merge")
@@ -66,11 +69,17 @@ class _CartPlans:
 
     _check_client: Callable[[Any, str], Any] = staticmethod(check_sync_client)
 
-    def __init__(self, client: Any, *, prefix: str = "cart", ttl: float = 604800, max_qty: int = 10_000) -> None:
+    def __init__(self, client: Any, *, prefix: str = "cart", ttl: float = 604800, max_qty: int = 10_000,
+                 max_items: int = DEFAULT_MAX_ITEMS) -> None:
         if isinstance(max_qty, bool) or not isinstance(max_qty, int):
             raise TypeError(f"max_qty must be an int, got {type(max_qty).__name__}")
         if max_qty < 1 or max_qty >= 2**53:
             raise ValueError(f"max_qty must be an integer between 1 and 2**53, got {max_qty!r}")
+        if isinstance(max_items, bool) or not isinstance(max_items, int):
+            raise TypeError(f"max_items must be an int, got {type(max_items).__name__}")
+        if max_items < 1:
+            raise ValueError(f"max_items must be >= 1, got {max_items!r}")
+        self.max_items = max_items
         self.client = self._check_client(client, type(self).__name__)
         self.keys = KeySpace(prefix)
         self.ttl_ms = ttl_ms(ttl)
@@ -89,11 +98,22 @@ class _CartPlans:
 
     def _change(self, mode: str, owner: Owner, item: Item, qty: int) -> Plan[int]:
         keys = [self.keys.tagged(owner), self.keys.tagged(owner, "ops")]
-        args = [mode, to_bytes(item), qty, self.max_qty, self.ttl_ms, secrets.token_hex(8), 60_000]
-        cap = self.max_qty
+        name = to_bytes(item)
+        if len(name) > max_key_part():
+            raise ValueError(
+                f"a cart item name is {len(name)} bytes, over the limit of {max_key_part()} bytes: "
+                "shorten it, or raise the limit for the process with fastredis.keys.set_max_key_part(n)"
+            )
+        args = [mode, name, qty, self.max_qty, self.ttl_ms, secrets.token_hex(8), 60_000, self.max_items]
+        cap, most = self.max_qty, self.max_items
 
         def interpret(reply: Any) -> int:
             result = int(reply)
+            if result == -2:
+                raise ValueError(
+                    f"the cart already holds max_items={most} distinct items (nothing was added): "
+                    f"remove some, or raise the limit with {type(self).__name__}(..., max_items=N)"
+                )
             if result < 0:
                 raise ValueError(f"quantity of {to_str(item)!r} would exceed max_qty={cap}")
             return result
@@ -181,7 +201,8 @@ class _CartPlans:
     def plan_merge(self, from_owner: Owner, to_owner: Owner) -> Plan[int]:
         """Atomically add ``from_owner``'s cart into ``to_owner``'s and delete the source.
 
-        Sums above ``max_qty`` are clamped to ``max_qty`` (a login must not
+        Sums above ``max_qty`` are clamped to ``max_qty``, and items that would
+        take the target past ``max_items`` are dropped (a login must not
         fail). Returns the number of distinct items moved.
 
         Example::
@@ -195,14 +216,16 @@ class _CartPlans:
         if self.keys.tagged(from_owner) == self.keys.tagged(to_owner):
             return Plan.done(0)
         keys = [self.keys.tagged(from_owner), self.keys.tagged(to_owner)]
-        return Plan.one(script_call(_MERGE, keys, [self.max_qty, self.ttl_ms]), int)
+        return Plan.one(script_call(_MERGE, keys, [self.max_qty, self.ttl_ms, self.max_items]), int)
 
 
 class Cart(_CartPlans):
     """Shopping carts: a hash of item -> integer quantity per owner, with a TTL.
 
     Quantities are integers in ``[0, max_qty]``: another type raises
-    ``TypeError``, a value outside the range ``ValueError``. ``add`` carries
+    ``TypeError``, a value outside the range ``ValueError``. A cart holds at
+    most ``max_items`` distinct items (default 1000): adding one more raises
+    ``ValueError`` and changes nothing. ``add`` carries
     an operation id, so a replay by the client's retry policy is not counted
     twice. ``merge`` touches two owners' carts, which live in different
     cluster slots: on Redis Cluster it needs both owners in one slot (it

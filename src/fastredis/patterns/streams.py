@@ -39,7 +39,10 @@ from ..serializers import Serializer, get_serializer
 from ._clients import check_sync_client
 from ._plan import Call, Plan, Steps, script_call, sync_operation
 
-__all__ = ["EventStream", "Consumer", "Entry", "PendingStats"]
+__all__ = ["EventStream", "Consumer", "Entry", "PendingStats", "DEFAULT_DEAD_MAXLEN"]
+
+#: The dead-letter stream keeps at most this many entries (the newest).
+DEFAULT_DEAD_MAXLEN = 10_000
 
 _CLAIM = LuaScript.load("stream_claim")
 
@@ -156,12 +159,19 @@ class _StreamPlans(Generic[C]):
         maxlen: Optional[int] = None,
         prefix: str = "stream",
         serializer: Union[str, Serializer, None] = "json",
+        dead_maxlen: int = DEFAULT_DEAD_MAXLEN,
     ) -> None:
         if maxlen is not None:
             if isinstance(maxlen, bool) or not isinstance(maxlen, int):
                 raise TypeError(f"maxlen must be an int or None, got {type(maxlen).__name__}")
             if maxlen < 1:
                 raise ValueError(f"maxlen must be a positive int or None, got {maxlen!r}")
+        if isinstance(dead_maxlen, bool) or not isinstance(dead_maxlen, int):
+            raise TypeError(f"dead_maxlen must be an int, got {type(dead_maxlen).__name__}")
+        if dead_maxlen < 1:
+            raise ValueError(f"dead_maxlen must be a positive int, got {dead_maxlen!r}")
+        #: The dead-letter stream keeps at most this many entries, the newest.
+        self.dead_maxlen = dead_maxlen
         self.client = self._check_client(client, type(self).__name__)
         keys = KeySpace(prefix)
         self.key = keys.tagged(name)
@@ -385,7 +395,8 @@ class _ConsumerPlans:
             return (yield plan)
 
     def _claim(self, mode: str, start: str) -> Plan[Tuple[str, List[Entry]]]:
-        args = [self.group, self.name, mode, int(self.min_idle * 1000), self.count, self.max_deliveries, start]
+        args = [self.group, self.name, mode, int(self.min_idle * 1000), self.count, self.max_deliveries, start,
+                self.stream.dead_maxlen]
         return Plan.one(script_call(_CLAIM, [self.stream.key, self.stream.dead_key], args), self._claimed)
 
     def _claimed(self, reply: Any) -> Tuple[str, List[Entry]]:
@@ -503,7 +514,9 @@ class EventStream(_StreamPlans["Consumer"]):
     whether or not every group has acked them, so an entry can be lost before
     it is processed; consumers then skip (and ack) the trimmed ids. Without
     ``maxlen`` nothing is lost: each entry is acked by some consumer or lands
-    in the dead-letter stream ``dead_key``.
+    in the dead-letter stream ``dead_key``. The dead-letter stream is itself
+    trimmed to ``dead_maxlen`` entries (default 10,000; the oldest go
+    first), so a flood of poison messages cannot grow it without bound.
 
     The stream and its dead-letter stream share a hash tag (one cluster slot).
 

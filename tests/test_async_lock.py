@@ -43,6 +43,7 @@ def test_roundtrip_fencing_and_the_sync_twin(redis_url: str, akind: str) -> None
 
     async def main() -> None:
         async with aclient(akind, redis_url) as r:
+            await r.flushdb()  # the other variant's locks (held up to 40 s) share this server
             a, b = fa.Lock(r, "job"), fa.Lock(r, "job")
             assert await a.acquire(blocking=False) is True
             assert await a.locked() and await a.owned() and not await b.owned()
@@ -104,6 +105,7 @@ def test_waiter_woken_by_release_not_by_polling(redis_url: str, akind: str) -> N
 def test_timeout_and_crashed_holder(redis_url: str, akind: str) -> None:
     async def main() -> None:
         async with aclient(akind, redis_url) as r:
+            await r.flushdb()  # the other variant's waiter still holds "crash"
             holder = await _held(r, "t", 30)
             t0 = time.monotonic()
             assert await fa.Lock(r, "t").acquire(timeout=0.3) is False

@@ -3,15 +3,27 @@ and compare. Called by scripts/redispy_suite.sh (which builds .venv and
 unpacks redis-py's tests); usable directly:
 
     .venv/bin/python scripts/redispy_suite/run.py --tests-root .cache/redispy-8.1.0 \\
-        [--suite sync] [--only-fastredis] [--variant NAME] [-k EXPR] [-- PYTEST_ARGS]
+        [--suite sync|async] [--only-fastredis] [--variant NAME] [-k EXPR] [-- PYTEST_ARGS]
 
-Each suite runs once with plain redis-py, then once per fastredis variant, each
-session on a fresh throwaway redis-server with the same config. A test that
-fails with fastredis is allowed only when it also fails with plain redis-py
-in the same invocation, and is listed in known_failures.txt
-(``nodeid  # reason``). Anything else exits 1 with a summary. A listed test
-that passes is reported, not failed. Fastredis-only failures are rerun once
-on a fresh server; one that then passes is reported as flaky, not failed.
+Two suites, both run by default: ``sync`` (redis-py's tests of ``redis.Redis``,
+swapped for ``fastredis.Redis``) and ``async`` (``tests/test_asyncio/``,
+``redis.asyncio.Redis`` swapped for ``fastredis.asyncio.Redis``). Each suite
+runs once with plain redis-py, then once per fastredis variant, each session
+on a fresh throwaway redis-server with the same config.
+
+A test that fails with fastredis is allowed in exactly two cases, each listed
+with its reason (``nodeid  # reason``):
+
+1. it fails with plain redis-py too, in the same invocation, and is listed in
+   known_failures.txt (the server or the test, not the client, is the cause);
+2. it is listed in deliberate_differences.txt: it checks a behaviour fastredis
+   changes on purpose (the write-retry policy, the asyncio client's
+   multiplexed connection), so it fails with fastredis only, by design.
+
+Anything else exits 1 with a summary, which counts the allowed failures per
+category. A listed test that passes is reported, not failed. Fastredis-only
+failures are rerun once on a fresh server; one that then passes is reported
+as flaky, not failed.
 """
 
 from __future__ import annotations
@@ -26,7 +38,7 @@ import signal
 import subprocess
 import sys
 import time
-from typing import Dict, List, Optional, Sequence, Set, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -98,15 +110,16 @@ SYNC = Suite(
     },
 )
 
-# The async suite, once fastredis.asyncio exists: add "async" to
-# DEFAULT_SUITES and pytest-asyncio to redispy_suite.sh's installs. Its
-# conftest (tests/test_asyncio/conftest.py) does `import redis.asyncio as
-# redis`; its create_redis fixture's client_factory(cls=redis.Redis) builds
+# The async suite: redis-py's tests/test_asyncio/ (they need pytest-asyncio,
+# which redispy_suite.sh installs and passes with --pythonpath). Its conftest
+# (tests/test_asyncio/conftest.py) does `import redis.asyncio as redis`; its
+# create_redis fixture's client_factory(cls=redis.Redis) builds
 # redis.ConnectionPool(**url_options) (that is, redis.asyncio's) and passes it
 # in, as the sync conftest does; test modules import Redis from redis.asyncio
-# and redis.asyncio.client. A "+parser" variant would need a hook that gives
-# those pools fastredis's async parser (client_factory is a closure, so wrap
-# the conftest's `redis` name or redis.asyncio.ConnectionPool, not a function).
+# and redis.asyncio.client. One variant suffices: fastredis.asyncio.Redis
+# gives a pool it is handed its fast parser itself (install_fast_async_parser)
+# and multiplexes over any redis-py ConnectionPool, so the literal swap already
+# runs the whole fast path.
 ASYNC = Suite(
     name="async",
     files=[
@@ -119,6 +132,17 @@ ASYNC = Suite(
         "tests/test_asyncio/test_connection.py",
         "tests/test_asyncio/test_encoding.py",
         "tests/test_asyncio/test_retry.py",
+        "tests/test_asyncio/test_monitor.py",
+        "tests/test_asyncio/test_client.py",
+        "tests/test_asyncio/test_usage_counter.py",
+        "tests/test_asyncio/test_cwe_404.py",
+        "tests/test_asyncio/test_hash.py",
+        "tests/test_asyncio/test_keyspace_notifications.py",
+        "tests/test_asyncio/test_sentinel_managed_connection.py",
+        "tests/test_asyncio/test_connect.py",
+        "tests/test_asyncio/test_command_parser.py",
+        "tests/test_asyncio/test_utils.py",
+        "tests/test_asyncio/test_himport_integration.py",
     ],
     swap="redis.asyncio.Redis,redis.asyncio.client.Redis,redis.asyncio.StrictRedis,redis.asyncio.client.StrictRedis=fastredis.asyncio:Redis",
     requires="fastredis.asyncio",
@@ -126,11 +150,11 @@ ASYNC = Suite(
 )
 
 SUITES: Dict[str, Suite] = {"sync": SYNC, "async": ASYNC}
-DEFAULT_SUITES = ["sync"]  # add "async" when fastredis.asyncio lands
+DEFAULT_SUITES = ["sync", "async"]
 
 BASELINE = "redis-py"
 FAILED = ("failed", "error")
-Results = Dict[str, Dict[str, str]]
+Results = Dict[str, Dict[str, Any]]
 
 
 def log(msg: str = "") -> None:
@@ -188,7 +212,7 @@ def run_pytest(
 
     log_path = results_path[: -len(".json")] + ".log"
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [HERE, env.get("PYTHONPATH")]))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [HERE, *args.pythonpath, env.get("PYTHONPATH")]))
     env["REDISPY_SUITE_RESULTS"] = results_path
     env.pop("REDISPY_SUITE_SWAP", None)
     env.pop("REDISPY_SUITE_CONFTEST_HOOK", None)

@@ -39,3 +39,15 @@ def plain(bench_server: RedisServer) -> Iterator["redis.Redis"]:
     c = redis.Redis(port=bench_server.port)
     yield c
     c.close()
+
+
+def pytest_terminal_summary(terminalreporter) -> None:  # type: ignore[no-untyped-def]
+    """After the tables: the ratios of suites that compute them (bench_integrations)."""
+    import sys
+
+    module = sys.modules.get("bench_integrations")
+    if module is None or not getattr(module, "RESULTS", None):
+        return
+    terminalreporter.section("integrations: ratios (medians, same run)")
+    for line in module.summary():
+        terminalreporter.write_line(line)

@@ -3,11 +3,12 @@ faults (script flush, killed invalidation connection, restart), hostile input.""
 
 from __future__ import annotations
 
+import gc
 import multiprocessing as mp
 import os
 import threading
 import time
-from typing import Any, Iterator
+from typing import Any, Iterator, List
 
 import pytest
 import redis
@@ -710,5 +711,58 @@ def test_close_stops_thread(any_client: redis.Redis) -> None:
     c.close()
     assert not t.is_alive()
     assert not c.tracking and len(c._l1) == 0
-    assert c.get("k") == 1  # still usable as a plain L2 cache
     assert c._thread is None
+    # a closed cache refuses use instead of silently working on
+    for use in (lambda: c.get("k"), lambda: c.set("k", 2), lambda: c.get_or_set("k", lambda: 3),
+                lambda: c.get_many(["k"]), lambda: c.delete("k"), lambda: c.invalidate_tags("t")):
+        with pytest.raises(fastredis.ClosedError, match="closed"):
+            use()
+
+
+def _tracking_threads() -> List[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("fastredis-cache-tracking-gc") and t.is_alive()]
+
+
+def _tracking_connections(r: redis.Redis) -> int:
+    return sum(1 for c in r.client_list() if "t" in str(c.get("flags", "")))
+
+
+def test_dropped_caches_leak_no_thread_or_connection(private_server: Any) -> None:
+    """Caches never closed: once collected, their threads end and the server
+    sees their tracking connections go (issue 12, item 9)."""
+    observer = redis.Redis(port=private_server.port)
+    client = fastredis.Redis(port=private_server.port)
+    caches = [TieredCache(client, prefix=f"gc{i}") for i in range(5)]
+    assert all(c.tracking for c in caches)
+    assert len(_tracking_threads()) == 5 and _tracking_connections(observer) == 5
+    caches[0].set("k", 1)
+    assert caches[0].get("k") == 1
+    del caches
+    gc.collect()
+    wait_for(lambda: not _tracking_threads(), timeout=10)
+    wait_for(lambda: _tracking_connections(observer) == 0, timeout=10)
+    observer.close()
+    client.close()
+
+
+def test_no_stale_l1_while_the_server_stays_down(private_server: Any) -> None:
+    """Once the tracking connection is lost and the server does not come back,
+    get() must not return the old L1 value (issue 12: a missing test)."""
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    client = fastredis.Redis(port=private_server.port, socket_timeout=0.5, socket_connect_timeout=0.5,
+                             retry=Retry(NoBackoff(), 1))
+    with TieredCache(client, prefix="down", ttl=60, local_ttl=60) as c:
+        c.set("k", "old")
+        in_l1(c, "k", "old")
+        private_server.stop()
+        wait_for(lambda: not c.tracking, timeout=10)
+        for _ in range(3):
+            try:
+                got = c.get("k", "miss")
+            except (redis.ConnectionError, redis.TimeoutError):
+                continue  # L2 unreachable: an error, never the stale L1 copy
+            assert got != "old"
+        assert "k" not in c._l1
+    client.close()

@@ -74,6 +74,39 @@ def test_leaderboards_and_analytics(rc: Any) -> None:
     assert series.incr("eu", 2) == 2
 
 
+def test_session_destroy_all_for_on_a_cluster(rc: Any) -> None:
+    """Session ids carry a random per-user tag kept server-side (SECURITY.md):
+    the user's tag key and their sessions live in different slots, and
+    destroy_all_for still removes every session of the user, also ones of the
+    previous id scheme, and nothing else."""
+    from test_session_store import _attack, _legacy_session
+
+    for cls in (fastredis.RedisCluster, ClusterClient):
+        client = cls(host=rc.get_default_node().host, port=rc.get_default_node().port)
+        client.flushall()
+        store = fastredis.SessionStore(client, prefix="sc", ttl=60)
+        users = [f"user{i}" for i in range(12)]
+        sids = {u: [store.create({"i": i}, user_id=u) for i in range(3)] for u in users}
+        nodes = set()
+        for u, ids in sids.items():
+            keys = [store.keys.tagged(*sid.split(".")) for sid in ids]
+            assert len({client.keyslot(k) for k in keys}) == 1  # one slot per user
+            nodes.add(client.get_node_from_key(keys[0]).name)
+        assert len(nodes) == 3  # the users spread over the three masters
+        apart = [u for u in users if client.keyslot(store._user_key(u)) != client.keyslot(store.keys.tagged(*sids[u][0].split(".")))]
+        assert len(apart) >= 11  # the tag key sits in its own slot (the same one by a 1/16384 chance)
+        assert all(_attack(sid, prefix="sc", candidates=1000) == [] for sid in sids["user7"])
+        legacy = _legacy_session(client, store, "user0", {"old": True})
+        anon = store.create({"a": 1})
+        assert store.get(legacy) == {"old": True}
+        assert store.destroy_all_for("user0") == 4
+        assert all(store.get(s) is None for s in sids["user0"] + [legacy])
+        assert all(store.get(s) is not None for u in users[1:] for s in sids[u])
+        assert store.get(anon) == {"a": 1}
+        assert sum(store.destroy_all_for(u) for u in users) == 33
+        client.close()
+
+
 def test_sessions_carts_presence_geo_streams_cache(rc: Any) -> None:
     sessions = fastredis.SessionStore(rc)
     sid = sessions.create({"a": 1}, user_id=7)

@@ -37,19 +37,22 @@ def test_scalars(dc):
     assert dc.REBASE_EXPONENT == 300.0
 
 
-@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf, "1", None, True])
-def test_bad_weights_raise(dc, bad):
-    with pytest.raises(ValueError):
+@pytest.mark.parametrize("bad, error", [(math.nan, ValueError), (math.inf, ValueError), (-math.inf, ValueError),
+                                        ("1", TypeError), (None, TypeError), (True, TypeError)])
+def test_bad_weights_raise(dc, bad, error):
+    with pytest.raises(error):
         dc.increment(bad, 0.0, 0.0, 1.0)
-    with pytest.raises(ValueError):
+    with pytest.raises(error):
         dc.aggregate_increments(["a"], [bad], 0.0, 0.0, 1.0)
-    with pytest.raises(ValueError):
+    with pytest.raises(error):
         dc.aggregate(["a"], [bad])
 
 
-@pytest.mark.parametrize("half_life", [0, -1, math.nan, math.inf, "1", None, True])
-def test_bad_half_life(dc, half_life):
-    with pytest.raises(ValueError):
+@pytest.mark.parametrize("half_life, error", [(0, ValueError), (-1, ValueError), (math.nan, ValueError),
+                                              (math.inf, ValueError), ("1", TypeError), (None, TypeError),
+                                              (True, TypeError)])
+def test_bad_half_life(dc, half_life, error):
+    with pytest.raises(error):
         dc.decay_rate(half_life)
 
 

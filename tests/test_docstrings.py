@@ -38,3 +38,19 @@ def test_public_names_have_examples() -> None:
         if ">>>" not in doc:
             missing.append(name)
     assert not missing, f"public names without a runnable example: {missing}"
+
+
+def test_asyncio_pattern_names_have_examples() -> None:
+    """fastredis.asyncio's own names (the pattern twins) open with a runnable example too."""
+    import redis.asyncio
+
+    import fastredis.asyncio
+
+    missing = []
+    for name in fastredis.asyncio.__all__:
+        obj = getattr(fastredis.asyncio, name)
+        if name in redis.asyncio.__all__ or not callable(obj) or (isinstance(obj, type) and issubclass(obj, BaseException)):
+            continue
+        if ">>>" not in (obj.__doc__ or ""):
+            missing.append(name)
+    assert not missing, f"fastredis.asyncio names without a runnable example: {missing}"

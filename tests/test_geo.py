@@ -78,16 +78,18 @@ def test_near_member_and_box(any_client):
 
 
 @pytest.mark.parametrize(
-    "lon,lat",
-    [(0, 85.06), (0, -85.06), (180.01, 0), (-180.01, 0), (float("nan"), 0), (0, float("inf")), ("1", 2), (None, 0), (True, 0)],
+    "lon,lat,error",
+    [(0, 85.06, ValueError), (0, -85.06, ValueError), (180.01, 0, ValueError), (-180.01, 0, ValueError),
+     (float("nan"), 0, ValueError), (0, float("inf"), ValueError),
+     ("1", 2, TypeError), (None, 0, TypeError), (True, 0, TypeError)],  # a wrong type is a TypeError
 )
-def test_invalid_coordinates(any_client, lon, lat):
+def test_invalid_coordinates(any_client, lon, lat, error):
     g = GeoIndex(any_client, "g")
-    with pytest.raises(ValueError):
+    with pytest.raises(error):
         g.add("m", lon, lat)
-    with pytest.raises(ValueError):
+    with pytest.raises(error):
         g.near(lon, lat, 1)
-    with pytest.raises(ValueError):
+    with pytest.raises(error):
         g.add_many([("ok", 1, 1), ("m", lon, lat)])
     assert len(g) == 0  # nothing half-added
 

@@ -56,14 +56,15 @@ def test_batches_numpy_and_aggregation(any_client):
     assert lb.score("m0") == 8.0 and lb.score("m1") == 5.0
 
 
-@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf, "3", None])
-def test_bad_scores(any_client, bad):
+@pytest.mark.parametrize("bad, error", [(math.nan, ValueError), (math.inf, ValueError), (-math.inf, ValueError),
+                                        ("3", TypeError), (None, TypeError)])
+def test_bad_scores(any_client, bad, error):
     lb = Leaderboard(any_client, "bad")
-    with pytest.raises(ValueError):
+    with pytest.raises(error):
         lb.add("a", bad)
-    with pytest.raises(ValueError):
+    with pytest.raises(error):
         lb.incr("a", bad)
-    with pytest.raises(ValueError):
+    with pytest.raises(error):
         lb.incr_many(["a", "b"], [1.0, bad])
     assert lb.count() == 0
 
@@ -77,6 +78,8 @@ def test_bad_members_and_args(any_client):
         lb.add_many(["a"], [1, 2])
     with pytest.raises(ValueError):
         lb.top(-1)
+    with pytest.raises(TypeError):
+        lb.top("3")  # a wrong type is a TypeError, a wrong value a ValueError
 
 
 def test_overflow_refused_atomically(any_client):

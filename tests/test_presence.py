@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from fastredis.patterns.session import Presence
+from fastredis.patterns.presence import Presence
 
 
 def test_at_controlled_expiry(any_client):
@@ -56,8 +56,11 @@ def test_events(any_client):
 
 def test_hostile_input(any_client):
     p = Presence(any_client, "r:*{x}", timeout=30)
-    for bad_at in (float("nan"), float("inf"), "soon", True):
+    for bad_at in (float("nan"), float("inf")):
         with pytest.raises(ValueError):
+            p.heartbeat("u", at=bad_at)
+    for bad_at in ("soon", True):  # a wrong type is a TypeError
+        with pytest.raises(TypeError):
             p.heartbeat("u", at=bad_at)
     with pytest.raises(ValueError):
         p.heartbeat("")

@@ -12,7 +12,7 @@ import redis
 
 import fastredis
 from fastredis.exceptions import LockError, LockNotOwnedError
-from fastredis.patterns.lock import Redlock
+from fastredis.patterns.redlock import Redlock
 
 KEY = "lock:{job}"
 
@@ -261,9 +261,11 @@ def test_hostile_name(five):
 def test_bad_arguments(five):
     cs = _clients(five)
     for kwargs in [dict(ttl=math.nan), dict(ttl=0), dict(node_timeout=0), dict(node_timeout=math.inf),
-                   dict(drift_factor=1.0), dict(drift_factor=-0.1), dict(retry_count=-1),
-                   dict(retry_count=True), dict(retry_delay=-1), dict(max_extensions=1.5)]:
+                   dict(drift_factor=1.0), dict(drift_factor=-0.1), dict(retry_count=-1), dict(retry_delay=-1)]:
         with pytest.raises(ValueError):
+            Redlock(cs, "job", **kwargs)
+    for kwargs in [dict(retry_count=True), dict(max_extensions=1.5), dict(ttl="10")]:  # wrong types
+        with pytest.raises(TypeError):
             Redlock(cs, "job", **kwargs)
     with pytest.raises(ValueError, match="clients"):
         Redlock([], "job")

@@ -23,6 +23,7 @@ from . import exceptions
 from .client import Pipeline, Redis
 from .cluster import ClusterPipeline, RedisCluster
 from .exceptions import (
+    ClosedError,
     FastRedisError,
     LockNotOwnedError,
     OutcomeUnknownConnectionError,
@@ -34,8 +35,10 @@ from .patterns.analytics import ActivityBitmap, CounterSeries, PageAnalytics, St
 from .patterns.cache import TieredCache
 from .patterns.geo import GeoIndex
 from .patterns.leaderboard import DecayingLeaderboard, Leaderboard
-from .patterns.lock import Lock, Redlock, fence_key_for, fenced_write
-from .patterns.messaging import Channel, Consumer, Entry, EventStream, Gap, Message, PendingStats, Subscription
+from .patterns.lock import Lock, fence_key_for, fenced_write
+from .patterns.pubsub import Channel, Gap, Message, Subscription
+from .patterns.streams import Consumer, Entry, EventStream, PendingStats
+from .patterns.redlock import Redlock
 from .patterns.ratelimit import (
     CompositeLimiter,
     Decision,
@@ -44,7 +47,9 @@ from .patterns.ratelimit import (
     SlidingWindowLimiter,
     TokenBucketLimiter,
 )
-from .patterns.session import Cart, Presence, SessionStore
+from .patterns.cart import Cart
+from .patterns.presence import Presence
+from .patterns.sessions import SessionStore
 from .scripts import LuaScript
 from .sentinel import Sentinel
 from .server import RedisServer
@@ -84,6 +89,7 @@ __all__ = [
     "LuaScript",
     "RedisServer",
     "FastRedisError",
+    "ClosedError",
     "LockNotOwnedError",
     "ProtocolError",
     "OutcomeUnknownError",
@@ -122,3 +128,18 @@ __all__ = [
     "__version__",
     *_REDIS_PY_NAMES,
 ]
+
+# Memory-compact maps (issue 14).
+from .patterns.compact import CompactMap, ItemTTLUnsupportedError, LargeValueWarning  # noqa: E402
+
+__all__ += ["CompactMap", "ItemTTLUnsupportedError", "LargeValueWarning"]
+
+# Reliable queues and stacks on lists (issue 14).
+from .patterns.queue import QueueItem, QueueStats, ReapResult, Stack, WorkQueue  # noqa: E402
+
+__all__ += ["WorkQueue", "Stack", "QueueItem", "QueueStats", "ReapResult"]
+
+# Memory by key prefix (issue 14).
+from .memory import MemoryReport, memory_report  # noqa: E402
+
+__all__ += ["memory_report", "MemoryReport"]

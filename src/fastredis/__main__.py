@@ -9,6 +9,7 @@ Example (shell)::
     python -m fastredis server --port 6390 -- --maxmemory 10mb
     python -m fastredis server --cluster 3       # a throwaway 3-master cluster
     python -m fastredis server --version         # which redis-server, which version
+    python -m fastredis memory redis://host:6379/0 [--json]   # memory by key prefix
 """
 
 from __future__ import annotations
@@ -320,6 +321,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                    help="show which redis-server runs, its version, and every other one found; then exit")
     s.add_argument("extra", nargs="*", help="redis-server options, after --")
     s.set_defaults(func=run_server)
+    from .memory import add_arguments as memory_arguments, run_cli as run_memory
+
+    m = sub.add_parser("memory", help="memory by key prefix of a server at URL (SCAN + MEMORY USAGE, never KEYS)")
+    memory_arguments(m)
+    m.set_defaults(func=run_memory)
     args = parser.parse_args(argv)
     return int(args.func(args))
 

@@ -23,7 +23,7 @@ cdef double _SPLIT = 600.0
 def decay_rate(half_life):
     """``ln 2 / half_life`` (per second); half_life must be a finite number > 0."""
     if isinstance(half_life, bool) or not isinstance(half_life, (int, float)):
-        raise ValueError(f"half_life must be a positive number of seconds, got {half_life!r}")
+        raise TypeError(f"half_life must be a number of seconds, got {type(half_life).__name__}")
     cdef double h = float(half_life)
     if not (h > 0.0) or h == INFINITY:
         raise ValueError(f"half_life must be a finite number of seconds > 0, got {half_life!r}")
@@ -35,11 +35,13 @@ def decay_rate(half_life):
 
 cdef inline double _finite(object x, str name) except? -1.0:
     cdef double f
-    if isinstance(x, (bool, str, bytes, bytearray)):
-        raise ValueError(f"{name} must be a finite number, got {x!r}")
+    if isinstance(x, (bool, str, bytes, bytearray)) or x is None:
+        raise TypeError(f"{name} must be a number, got {type(x).__name__}")
     try:
         f = float(x)
-    except (TypeError, ValueError):
+    except TypeError:
+        raise TypeError(f"{name} must be a number, got {type(x).__name__}") from None
+    except ValueError:
         raise ValueError(f"{name} must be a finite number, got {x!r}") from None
     if not isfinite(f):
         raise ValueError(f"{name} must be finite, got {x!r}")

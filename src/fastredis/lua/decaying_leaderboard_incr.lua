@@ -36,12 +36,21 @@ else
   Lc = tonumber(ARGV[3])
 end
 
+-- A rebase multiplies every stored score by exp(-lambda * (Lc - Ls)); past
+-- an exponent of ~708 that factor is a subnormal double with few significant
+-- digits, so it is applied in steps of at most `limit` (each a normal double).
 local rebase = nil
 local newL = Ls
 if Ls == nil then
   newL = Lc
 elseif Lc > Ls then
-  rebase = math.exp(-lam * (Lc - Ls))
+  rebase = {}
+  local x = lam * (Lc - Ls)
+  while x > limit do
+    rebase[#rebase + 1] = math.exp(-limit)
+    x = x - limit
+  end
+  rebase[#rebase + 1] = math.exp(-x)
   newL = Lc
 else
   mult = mult * math.exp(lam * (Lc - Ls))
@@ -57,7 +66,9 @@ for i = 4, #ARGV, 2 do
   local cur = pending[m]
   if cur == nil then
     cur = tonumber(redis.call('ZSCORE', KEYS[1], m) or '0')
-    if rebase then cur = cur * rebase end
+    if rebase then
+      for _, f in ipairs(rebase) do cur = cur * f end
+    end
     order[#order + 1] = m
   end
   cur = cur + v * mult
@@ -68,7 +79,9 @@ for i = 4, #ARGV, 2 do
 end
 
 if rebase then
-  redis.call('ZUNIONSTORE', KEYS[1], 1, KEYS[1], 'WEIGHTS', fmt(rebase))
+  for _, f in ipairs(rebase) do
+    redis.call('ZUNIONSTORE', KEYS[1], 1, KEYS[1], 'WEIGHTS', fmt(f))
+  end
 end
 if newL ~= Ls then
   redis.call('SET', KEYS[2], fmt(newL))

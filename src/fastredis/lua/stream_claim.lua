@@ -10,6 +10,8 @@
 -- ARGV[5]: count (max entries examined, integer > 0)
 -- ARGV[6]: max deliveries (integer > 0): an entry delivered this many times is dead-lettered
 -- ARGV[7]: start id (inclusive scan start, e.g. "0-0")
+-- ARGV[8]: dead-letter stream bound (integer > 0): KEYS[2] keeps at most this many
+--          entries (exact MAXLEN), the oldest dropped first
 -- Returns: {next_start, {{id, {field, value, ...}}, ...}, {delivery count per entry}, {dead-lettered ids}, {trimmed ids}}
 --          next_start is "" when the scan reached the end.
 -- Delivery counts come from XPENDING (with IDLE in "auto" mode; Redis >= 6.2).
@@ -44,7 +46,7 @@ for _, row in ipairs(rows) do
     table.insert(fields, '_dead_deliveries'); table.insert(fields, tostring(deliveries))
     table.insert(fields, '_dead_reason')
     table.insert(fields, cjson.encode('delivered ' .. deliveries .. ' times (max_deliveries=' .. max_deliveries .. ')'))
-    redis.call('XADD', dead, '*', unpack(fields))
+    redis.call('XADD', dead, 'MAXLEN', ARGV[8], '*', unpack(fields))
     redis.call('XACK', stream, group, id)
     table.insert(dead_ids, id)
   else

@@ -1,4 +1,4 @@
-"""Small helpers shared by the leaderboard and analytics patterns.
+"""Small argument helpers shared by the patterns.
 
 Example::
 
@@ -17,7 +17,7 @@ from redis.client import NEVER_DECODE
 # also on a decode_responses=True client.
 RAW = {NEVER_DECODE: True}
 
-__all__ = ["RAW", "chunks", "check_member"]
+__all__ = ["RAW", "chunks", "check_member", "check_count"]
 
 
 def chunks(seq: Sequence[Any], size: int) -> List[Sequence[Any]]:
@@ -44,3 +44,22 @@ def check_member(member: Any, name: str = "member") -> Any:
     if isinstance(member, bool) or not isinstance(member, int):
         raise TypeError(f"{name} must be str, bytes or int, got {type(member).__name__}")
     return member
+
+
+def check_count(n: Any, name: str) -> int:
+    """A count: an int >= 0 (``TypeError`` for another type, ``ValueError`` below 0).
+
+    Example::
+
+        >>> check_count(3, "n")
+        3
+        >>> check_count("3", "n")
+        Traceback (most recent call last):
+        ...
+        TypeError: n must be an int, got str
+    """
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise TypeError(f"{name} must be an int, got {type(n).__name__}")
+    if n < 0:
+        raise ValueError(f"{name} must be >= 0, got {n!r}")
+    return n

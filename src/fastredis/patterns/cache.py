@@ -37,11 +37,10 @@ import logging
 import math
 import os
 import random
+import select
 import threading
 import time
 import uuid
-import weakref
-from collections import OrderedDict
 from typing import (
     Any,
     Callable,
@@ -55,35 +54,38 @@ from typing import (
     TypeVar,
     Union,
 )
-from urllib.parse import unquote_to_bytes
 
 import orjson
 from redis._parsers import _HiredisParser, _RESP3Parser
 from redis.utils import HIREDIS_AVAILABLE
 
-from ..keys import KeyPart, escape_part, validate_prefix
-from ..scripts import LuaScript, pipeline_for, run_pipeline
-from ..serializers import Serializer, get_serializer
+from .. import metrics as _metrics
 from .._text import check_finite
+from ..exceptions import ClosedError
+from ..keys import KeyPart, escape_part, validate_prefix
+from ..scripts import LuaScript, run
+from ..serializers import Serializer, get_serializer
+from ._clients import check_sync_client
+from ._conn import FORKS, owner_thread, private_connection
+from ._l1 import L1, MISSING, Entry
+from ._plan import Call, Invoke, Plan, Sleep, Steps, script_call
 
-__all__ = ["TieredCache", "CacheKey"]
+__all__ = ["TieredCache", "CacheKey", "parse_envelope", "DEFAULT_MAX_VALUE_BYTES"]
+
+#: The largest serialized value a TieredCache stores or deserialises (16 MiB).
+DEFAULT_MAX_VALUE_BYTES = 16 << 20
 
 log = logging.getLogger(__name__)
 
 CacheKey = Union[str, bytes, int]
 T = TypeVar("T")
 
-_MISSING: Any = object()
 _monotonic = time.monotonic
 
 _FETCH = LuaScript.load("cache_fetch")
 _STORE = LuaScript.load("cache_store")
 _BUMP = LuaScript.load("cache_bump_tags")
 _RELEASE = LuaScript.load("cache_release_lease")
-
-# L1 entry: (value, monotonic expiry, tag stamps or None); tag stamps are
-# ((escaped tag, version), ...) and must match the L1's known tag versions.
-_Entry = Tuple[Any, float, Optional[Tuple[Tuple[str, bytes], ...]]]
 
 
 def _canonical(key: Any) -> str:
@@ -97,17 +99,25 @@ def _canonical(key: Any) -> str:
     raise TypeError(f"key must be str, bytes or int, got {type(key).__name__}")
 
 
-def _unescape(part: str) -> str:
-    if part == "%":
-        return ""
-    return unquote_to_bytes(part).decode("utf-8", "surrogateescape")
-
-
 def _ttl_ms(ttl: Any, name: str = "ttl") -> int:
     seconds = check_finite(ttl, name)
     if seconds <= 0:
         raise ValueError(f"{name} must be > 0 seconds, got {ttl!r}")
     return max(1, int(round(seconds * 1000)))
+
+
+def _reply(value: Any) -> Any:
+    return value
+
+
+def _text(state: Any) -> Any:
+    return state.decode() if isinstance(state, bytes) else state
+
+
+def _tag_list(tags: Any) -> List[KeyPart]:
+    if isinstance(tags, (str, bytes)):
+        raise TypeError("tags must be a sequence of tags, not a single str/bytes")
+    return list(tags)
 
 
 # --------------------------------------------------------------------------
@@ -145,57 +155,41 @@ def parse_envelope(data: Any) -> Tuple[bytes, float, Tuple[Tuple[str, bytes], ..
     return data[pos:], delta, tuple(stamps)
 
 
-class _Flight:
-    """One in-process load that concurrent callers of the same key wait for."""
-
-    __slots__ = ("done", "value", "error")
-
-    def __init__(self) -> None:
-        self.done = threading.Event()
-        self.value: Any = None
-        self.error: Optional[BaseException] = None
-
-
-_LIVE: "weakref.WeakSet[TieredCache]" = weakref.WeakSet()
-
-
-def _after_fork_in_child() -> None:
-    for cache in list(_LIVE):
-        cache._reset_after_fork()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
-
-
-class TieredCache:
-    """Bounded, TTL'd in-process L1 over Redis L2, kept coherent by client tracking.
-
-    ``ttl`` and ``local_ttl`` are seconds; ``local_ttl=None`` means ``ttl/10``;
-    ``local_maxsize=0`` disables L1 (and the tracking thread). Values go
-    through ``serializer`` (orjson JSON by default; never pickle). L1 returns
-    the cached object itself: treat cached values as read-only.
-
-    Coherence: a background thread holds a dedicated RESP3 connection with
-    ``CLIENT TRACKING ON BCAST PREFIX {prefix}:v: PREFIX {prefix}:t:``; every
-    write to those keys, by anyone, evicts the L1 entry. While that connection
-    is down L1 is flushed and bypassed (it may have missed invalidations).
-    A read racing an invalidation never stores stale data: each L2 read
-    registers a token that an invalidation or a flush revokes, and the L1
-    store happens only if the token survived.
-
-    Retries: every script is safe to replay under redis-py's retry policy.
+def cache_key_maker(func: Callable[..., Any], key: Optional[Callable[..., CacheKey]]) -> Callable[[Tuple[Any, ...], Dict[str, Any]], CacheKey]:
+    """The entry name of a call of a :meth:`TieredCache.cached` function:
+    ``key(*args, **kwargs)``, or the function's qualified name plus its
+    JSON-encoded arguments.
 
     Example::
 
-        >>> from fastredis.server import RedisServer
-        >>> server = RedisServer()
-        >>> cache = TieredCache(server.client(), ttl=30)
-        >>> cache.set("k", None)
-        >>> cache.get("k", "miss"), cache.get("other", "miss")
-        (None, 'miss')
-        >>> cache.close(); server.stop()
+        >>> def area(w, h): return w * h
+        >>> cache_key_maker(area, None)((2,), {"h": 3})
+        'fastredis.patterns.cache.area:[[2],{"h":3}]'
     """
+    if key is not None and not callable(key):
+        raise TypeError("key must be a callable(*args, **kwargs) -> cache key")
+    name = f"{func.__module__}.{func.__qualname__}"
+
+    def make_key(args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> CacheKey:
+        if key is not None:
+            return key(*args, **kwargs)
+        try:
+            blob = orjson.dumps([args, kwargs], option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+        except TypeError as e:
+            raise TypeError(f"{name}: arguments are not JSON-encodable for the cache key; pass key=: {e}") from None
+        return name + ":" + blob.decode()
+
+    return make_key
+
+
+class _CachePlans:
+    """What a :class:`TieredCache` decides (no I/O), shared with its asyncio
+    twin: keys, the L1 rules (:class:`~fastredis.patterns._l1.L1`), and the
+    steps of every operation (fetch, tag checks, single load with lease and
+    XFetch, stores). Threads versus tasks (tracking, single-flight) live in
+    the shells."""
+
+    _check_client: Callable[[Any, str], Any] = staticmethod(check_sync_client)
 
     def __init__(
         self,
@@ -208,10 +202,15 @@ class TieredCache:
         serializer: Union[str, Serializer, None] = "json",
         lease_ttl: float = 10.0,
         beta: float = 1.0,
+        max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
     ) -> None:
-        if client is None or not hasattr(client, "execute_command"):
-            raise TypeError("client must be a redis.Redis or fastredis.Redis")
-        self.client = client
+        self.client = self._check_client(client, type(self).__name__)
+        if isinstance(max_value_bytes, bool) or not isinstance(max_value_bytes, int):
+            raise TypeError(f"max_value_bytes must be an int, got {type(max_value_bytes).__name__}")
+        if max_value_bytes < 1:
+            raise ValueError(f"max_value_bytes must be >= 1, got {max_value_bytes!r}")
+        #: The largest serialized value stored or deserialised, in bytes.
+        self.max_value_bytes = max_value_bytes
         self.prefix = prefix
         base = "{" + validate_prefix(prefix) + "}:"
         self._vprefix = base + "v:"
@@ -224,7 +223,9 @@ class TieredCache:
         self.local_ttl = check_finite(local_ttl, "local_ttl")
         if self.local_ttl < 0:
             raise ValueError("local_ttl must be >= 0 seconds")
-        if isinstance(local_maxsize, bool) or not isinstance(local_maxsize, int) or local_maxsize < 0:
+        if isinstance(local_maxsize, bool) or not isinstance(local_maxsize, int):
+            raise TypeError(f"local_maxsize must be an int, got {type(local_maxsize).__name__}")
+        if local_maxsize < 0:
             raise ValueError(f"local_maxsize must be an int >= 0, got {local_maxsize!r}")
         self.local_maxsize = local_maxsize
         self.serializer = get_serializer(serializer)
@@ -232,31 +233,55 @@ class TieredCache:
         self.beta = check_finite(beta, "beta")
         if self.beta < 0:
             raise ValueError("beta must be >= 0")
-
-        self._l1: "OrderedDict[str, _Entry]" = OrderedDict()
-        self._tagv: Dict[str, bytes] = {}
-        self._inflight: Dict[str, object] = {}
-        self._lock = threading.Lock()
-        self._flights: Dict[str, _Flight] = {}
-        self._flights_lock = threading.Lock()
-        self._healthy = False
+        self._state = L1(local_maxsize, self._vprefix, self._tprefix)
+        # The L1 containers, by their historical names (the fast path reads _l1).
+        self._l1 = self._state.entries
+        self._inflight = self._state.inflight
         self._closed = False
-        self._stop = threading.Event()
-        self._thread: Optional[threading.Thread] = None
-        self._conn: Any = None
         self._pid = os.getpid()
-        self.tracking_failures = 0
-        _LIVE.add(self)
-        if self._l1_enabled:
-            self._start_tracking(wait=2.0)
+        FORKS.add(self)
+        self._open()
 
-    # ------------------------------------------------------------------ keys
+    def _open(self) -> None:
+        """The shell's part of construction: single-flight and tracking."""
+
+    # ------------------------------------------------------------------ state
+    @property
+    def tracking(self) -> bool:
+        """True while the invalidation connection is up (L1 in use)."""
+        return self._state.healthy
+
+    @property
+    def tracking_failures(self) -> int:
+        """How many times the invalidation connection was lost."""
+        return self._state.failures
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._closed
+
     @property
     def _l1_enabled(self) -> bool:
         # L1 needs an invalidation connection built from the client's pool; a
         # cluster client has none, so it runs as L2 only (never stale).
         return self.local_maxsize > 0 and self.local_ttl > 0 and hasattr(self.client, "connection_pool")
 
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ClosedError(f"TieredCache {self.prefix!r} was closed; make a new one")
+
+    def clear_local(self) -> None:
+        """Drop every L1 entry of this process (L2 is untouched).
+
+        Example::
+
+            >>> import redis
+            >>> TieredCache(redis.Redis(), local_maxsize=0).clear_local()
+        """
+        self._state.flush()
+
+    # ------------------------------------------------------------------ keys
     def _vkey(self, ck: str) -> str:
         return self._vprefix + escape_part(ck)
 
@@ -267,7 +292,10 @@ class TieredCache:
         return self._tprefix + escape_part(tag)
 
     # ------------------------------------------------------------------ read
-    def get(self, key: CacheKey, default: Any = None) -> Any:
+    def _fetch(self, ck: str, vkey: str) -> Plan[Any]:
+        return Plan.one(script_call(_FETCH, [vkey, self._lkey(ck)], ["0", "", self._lease_ms, 0]), _reply)
+
+    def plan_get(self, key: CacheKey, default: Any = None) -> Steps[Any]:
         """The cached value of ``key``, or ``default`` on a miss (a cached None is None).
 
         Example::
@@ -278,41 +306,27 @@ class TieredCache:
             0
             >>> cache.close(); server.stop()
         """
-        e = self._l1.get(key)  # type: ignore[arg-type]
-        if e is not None and e[1] > _monotonic() and (e[2] is None or self._stamps_ok(e[2])):
-            return e[0]
-        return self._get_slow(key, default)
-
-    def _stamps_ok(self, stamps: Tuple[Tuple[str, bytes], ...]) -> bool:
-        tagv = self._tagv
-        for tag, ver in stamps:
-            if tagv.get(tag) != ver:
-                return False
-        return True
-
-    def _l1_lookup(self, ck: str) -> Any:
-        e = self._l1.get(ck)
-        if e is not None and e[1] > _monotonic() and (e[2] is None or self._stamps_ok(e[2])):
-            return e[0]
-        return _MISSING
-
-    def _get_slow(self, key: CacheKey, default: Any) -> Any:
+        self._check_open()
         ck = _canonical(key)
-        self._ensure_tracking()
-        if ck is not key:
-            hit = self._l1_lookup(ck)
-            if hit is not _MISSING:
+        return self._get_steps(ck, ck is not key, default)
+
+    def _get_steps(self, ck: str, look_again: bool, default: Any) -> Steps[Any]:
+        if look_again:  # bytes/int keys miss the fast path's exact-key lookup
+            hit = self._state.lookup(ck)
+            if hit is not MISSING:
                 return hit
         vkey = self._vkey(ck)
-        token = self._begin(vkey)
+        token = self._state.begin(vkey)
         try:
-            reply = _FETCH(self.client, [vkey, self._lkey(ck)], ["0", "", self._lease_ms, 0])
-            value = self._accept(ck, vkey, token, reply)
+            reply = yield self._fetch(ck, vkey)
+            value = yield from self._accept(ck, vkey, token, reply)
         finally:
-            self._end(vkey, token)
-        return default if value is _MISSING else value
+            self._state.end(vkey, token)
+        if _metrics.ON:
+            _metrics.cache_lookups(self, "miss" if value is MISSING else "l2_hit")
+        return default if value is MISSING else value
 
-    def get_many(self, keys: Iterable[CacheKey]) -> Dict[CacheKey, Any]:
+    def plan_get_many(self, keys: Iterable[CacheKey]) -> Steps[Dict[CacheKey, Any]]:
         """``{key: value}`` for the keys that are cached (misses are absent); one round trip.
 
         Example::
@@ -324,118 +338,96 @@ class TieredCache:
             {'a': 1, 'b': None}
             >>> cache.close(); server.stop()
         """
-        self._ensure_tracking()
+        self._check_open()
+        if isinstance(keys, (str, bytes)):
+            raise TypeError("get_many takes an iterable of keys, not a single str/bytes")
+        return self._get_many_steps(list(keys))
+
+    def _get_many_steps(self, keys: List[CacheKey]) -> Steps[Dict[CacheKey, Any]]:
+        state = self._state
         out: Dict[CacheKey, Any] = {}
-        todo: List[Tuple[CacheKey, str, str, object]] = []
+        todo: List[Tuple[CacheKey, str, str, Optional[object]]] = []
         for key in keys:
             ck = _canonical(key)
-            hit = self._l1_lookup(ck)
-            if hit is not _MISSING:
+            hit = state.lookup(ck)
+            if hit is not MISSING:
                 out[key] = hit
             else:
                 vkey = self._vkey(ck)
-                todo.append((key, ck, vkey, self._begin(vkey)))
+                todo.append((key, ck, vkey, state.begin(vkey)))
+        if _metrics.ON:
+            _metrics.cache_lookups(self, "l1_hit", len(out))
         if not todo:
             return out
         try:
-            pipe = pipeline_for(self.client)
-            for _, ck, vkey, _tok in todo:
-                _FETCH.stage(pipe, [vkey, self._lkey(ck)], ["0", "", self._lease_ms, 0])
-            replies = run_pipeline(pipe)
+            calls = [self._fetch(ck, vkey).calls[0] for _, ck, vkey, _tok in todo]
+            replies = yield Plan(calls, _reply, batch=True)
             for (key, ck, vkey, token), reply in zip(todo, replies):
-                value = self._accept(ck, vkey, token, reply)
-                if value is not _MISSING:
+                value = yield from self._accept(ck, vkey, token, reply)
+                if value is not MISSING:
                     out[key] = value
         finally:
             for _, _, vkey, token in todo:
-                self._end(vkey, token)
+                state.end(vkey, token)
+        if _metrics.ON:
+            _metrics.cache_l2_results(self, [key in out for key, _ck, _vk, _tok in todo])
         return out
 
-    def _accept(self, ck: str, vkey: str, token: Optional[object], reply: Sequence[Any]) -> Any:
+    def _accept(self, ck: str, vkey: str, token: Optional[object], reply: Sequence[Any]) -> Steps[Any]:
         """Interpret a ``cache_fetch`` reply; store a valid hit in L1 if ``token`` survived."""
-        state = reply[0]
-        if isinstance(state, bytes):
-            state = state.decode()
+        status = _text(reply[0])
         data = reply[1]
-        if data is None or state not in ("hit", "refresh"):
-            return _MISSING
+        if data is None or status not in ("hit", "refresh"):
+            return MISSING
         payload, _delta, stamps = parse_envelope(data)
-        if stamps and not self._stamps_current(stamps):
-            return _MISSING  # an invalidated tag: the L2 entry is stale
+        if len(payload) > self.max_value_bytes:  # never deserialise more than we would store
+            log.warning("TieredCache: a %d-byte value under %r (over max_value_bytes=%d) treated as a miss",
+                        len(payload), vkey, self.max_value_bytes)
+            return MISSING
+        if stamps and not (yield from self._stamps_current(stamps)):
+            return MISSING  # an invalidated tag: the L2 entry is stale
         try:
             value = self.serializer.loads(payload)
         except Exception as e:  # a corrupt or foreign payload is a miss, never a crash
             log.warning("TieredCache: undecodable value under %r treated as a miss: %s", vkey, e)
-            return _MISSING
+            return MISSING
         if token is not None:
             pttl = int(reply[2])
             life = self.local_ttl if pttl < 0 else min(self.local_ttl, pttl / 1000.0)
-            self._store_l1(ck, vkey, token, (value, _monotonic() + life, stamps or None))
+            entry: Entry = (value, _monotonic() + life, stamps or None)
+            self._state.store(ck, vkey, token, entry)
         return value
 
-    def _stamps_current(self, stamps: Tuple[Tuple[str, bytes], ...]) -> bool:
+    def _stamps_current(self, stamps: Tuple[Tuple[str, bytes], ...]) -> Steps[bool]:
         """Do the entry's tag stamps match the tags' versions (known in L1, else read)?"""
-        if self._healthy and self._stamps_ok(stamps):
+        state = self._state
+        if state.healthy and state.stamps_ok(stamps):
             return True
         tkeys = [self._tprefix + tag for tag, _ in stamps]
-        tokens = [self._begin(k) for k in tkeys]
+        tokens = [state.begin(k) for k in tkeys]
         try:
-            current = self.client.execute_command("MGET", *tkeys)
+            current = yield Plan.one(Call(("MGET", *tkeys)), _reply)
             ok = True
             for (tag, ver), tkey, tok, cur in zip(stamps, tkeys, tokens, current):
                 if isinstance(cur, str):
                     cur = cur.encode()
                 if cur != ver:
                     ok = False
-                if cur is not None and tok is not None:
-                    with self._lock:
-                        if self._inflight.get(tkey) is tok:
-                            self._tagv[tag] = cur
+                state.learn_tag(tag, tkey, tok, cur)
             return ok
         finally:
             for k, tok in zip(tkeys, tokens):
-                self._end(k, tok)
-
-    # ----------------------------------------------------------- L1 tokens
-    def _begin(self, rkey: str) -> Optional[object]:
-        """Register an L2 read of ``rkey``; an invalidation of it revokes the token."""
-        if not self._healthy:
-            return None
-        token = object()
-        self._inflight[rkey] = token
-        return token
-
-    def _end(self, rkey: str, token: Optional[object]) -> None:
-        if token is not None:
-            with self._lock:
-                if self._inflight.get(rkey) is token:
-                    del self._inflight[rkey]
-
-    def _store_l1(self, ck: str, vkey: str, token: object, entry: _Entry) -> None:
-        with self._lock:
-            if not self._healthy or self._inflight.get(vkey) is not token:
-                return
-            l1 = self._l1
-            l1[ck] = entry
-            while len(l1) > self.local_maxsize:
-                l1.popitem(last=False)
-
-    def _forget_local(self, cks: Iterable[str]) -> None:
-        """Our own write: drop L1 entries now (the tracking echo comes later)."""
-        with self._lock:
-            for ck in cks:
-                self._l1.pop(ck, None)
-                self._inflight.pop(self._vkey(ck), None)
-
-    def _flush_local(self) -> None:
-        with self._lock:
-            self._l1.clear()
-            self._tagv.clear()
-            self._inflight.clear()
+                state.end(k, tok)
 
     # ----------------------------------------------------------------- write
     def _payload(self, value: Any) -> bytes:
-        return self.serializer.dumps(value)
+        data = self.serializer.dumps(value)
+        if len(data) > self.max_value_bytes:
+            raise ValueError(
+                f"a value of {len(data)} bytes serialized is over max_value_bytes={self.max_value_bytes} of this "
+                f"{type(self).__name__} (nothing was stored): cache less, or raise the limit with max_value_bytes="
+            )
+        return data
 
     def _store_args(
         self,
@@ -449,9 +441,7 @@ class TieredCache:
         expected: Sequence[Any] = (),
     ) -> Tuple[List[str], List[Any]]:
         ttl_ms = self._ttl_ms if ttl is None else _ttl_ms(ttl)
-        if isinstance(tags, (str, bytes)):
-            raise TypeError("tags must be a sequence of tags, not a single str/bytes")
-        etags = [escape_part(t) for t in tags]
+        etags = [escape_part(t) for t in _tag_list(tags)]
         keys = [self._vkey(ck), self._lkey(ck)]
         keys += [self._tprefix + t for t in etags]
         keys += list(delete)
@@ -460,7 +450,14 @@ class TieredCache:
             args += expected
         return keys, args
 
-    def set(self, key: CacheKey, value: Any, ttl: Optional[float] = None, tags: Iterable[KeyPart] = ()) -> None:
+    def _stored(self, plan: Plan[Any], cks: Sequence[str]) -> Steps[Any]:
+        """Run a write; our L1 entries of ``cks`` are dropped whatever happens."""
+        try:
+            return (yield plan)
+        finally:
+            self._state.forget(cks, [self._vkey(ck) for ck in cks])
+
+    def plan_set(self, key: CacheKey, value: Any, ttl: Optional[float] = None, tags: Iterable[KeyPart] = ()) -> Steps[None]:
         """Cache ``value`` (None included) under ``key`` for ``ttl`` seconds, tagged with ``tags``.
 
         Example::
@@ -472,14 +469,13 @@ class TieredCache:
             [1, 2]
             >>> cache.close(); server.stop()
         """
+        self._check_open()
         ck = _canonical(key)
         keys, args = self._store_args(ck, self._payload(value), ttl, tags)
-        try:
-            _STORE(self.client, keys, args)
-        finally:
-            self._forget_local([ck])
+        return self._stored(Plan.one(script_call(_STORE, keys, args), _none), [ck])
 
-    def set_many(self, mapping: Mapping[CacheKey, Any], ttl: Optional[float] = None, tags: Iterable[KeyPart] = ()) -> None:
+    def plan_set_many(self, mapping: Mapping[CacheKey, Any], ttl: Optional[float] = None,
+                      tags: Iterable[KeyPart] = ()) -> Steps[None]:
         """Cache every item of ``mapping``; one round trip.
 
         Example::
@@ -491,22 +487,18 @@ class TieredCache:
             2
             >>> cache.close(); server.stop()
         """
-        tags = list(tags) if not isinstance(tags, (str, bytes)) else tags
-        staged = []
+        self._check_open()
+        if not isinstance(mapping, Mapping):
+            raise TypeError(f"set_many takes a mapping of key -> value, got {type(mapping).__name__}")
+        tag_list = _tag_list(tags)
+        calls, cks = [], []
         for key, value in mapping.items():
             ck = _canonical(key)
-            staged.append((ck, self._store_args(ck, self._payload(value), ttl, tags)))
-        if not staged:
-            return
-        pipe = pipeline_for(self.client)
-        for _, (keys, args) in staged:
-            _STORE.stage(pipe, keys, args)
-        try:
-            run_pipeline(pipe)
-        finally:
-            self._forget_local([ck for ck, _ in staged])
+            calls.append(script_call(_STORE, *self._store_args(ck, self._payload(value), ttl, tag_list)))
+            cks.append(ck)
+        return self._stored(Plan(calls, _none, batch=True), cks)
 
-    def delete(self, *keys: CacheKey) -> int:
+    def plan_delete(self, *keys: CacheKey) -> Steps[int]:
         """Remove ``keys`` from L2 and from every L1; returns how many existed in L2.
 
         Example::
@@ -517,15 +509,13 @@ class TieredCache:
             1
             >>> cache.close(); server.stop()
         """
-        if not keys:
-            return 0
+        self._check_open()
         cks = [_canonical(k) for k in keys]
-        try:
-            return int(self.client.execute_command("DEL", *[self._vkey(ck) for ck in cks]))
-        finally:
-            self._forget_local(cks)
+        if not cks:
+            return self._stored(Plan.done(0), [])
+        return self._stored(Plan.one(Call(("DEL", *[self._vkey(ck) for ck in cks])), int), cks)
 
-    def set_through(
+    def plan_set_through(
         self,
         key: CacheKey,
         value: Any,
@@ -534,10 +524,10 @@ class TieredCache:
         *,
         ttl: Optional[float] = None,
         tags: Iterable[KeyPart] = (),
-    ) -> Any:
+    ) -> Steps[Any]:
         """Write-through: ``writer(value)`` persists to the source first; then one
         script caches ``value`` and deletes the ``invalidate`` keys. Returns what
-        ``writer`` returned.
+        ``writer`` returned (an asyncio cache awaits an ``async def`` writer).
 
         If ``writer`` raises, the cache is untouched. If the cache step fails
         after the writer succeeded, the error propagates and the old entry may
@@ -553,22 +543,23 @@ class TieredCache:
             ({'n': 1}, {'n': 1})
             >>> cache.close(); server.stop()
         """
+        self._check_open()
         if not callable(writer):
             raise TypeError("writer must be callable")
         ck = _canonical(key)
         payload = self._payload(value)
-        others = [_canonical(k) for k in invalidate] if not isinstance(invalidate, (str, bytes)) else None
-        if others is None:
+        if isinstance(invalidate, (str, bytes)):
             raise TypeError("invalidate must be a sequence of keys, not a single str/bytes")
+        others = [_canonical(k) for k in invalidate]
         keys, args = self._store_args(ck, payload, ttl, tags, delete=[self._vkey(o) for o in others])
-        result = writer(value)
-        try:
-            _STORE(self.client, keys, args)
-        finally:
-            self._forget_local([ck, *others])
+        return self._set_through_steps(writer, value, Plan.one(script_call(_STORE, keys, args), _none), [ck, *others])
+
+    def _set_through_steps(self, writer: Callable[[Any], Any], value: Any, store: Plan[None], cks: List[str]) -> Steps[Any]:
+        result = yield Invoke(writer, (value,))
+        yield from self._stored(store, cks)
         return result
 
-    def invalidate_tags(self, *tags: KeyPart) -> None:
+    def plan_invalidate_tags(self, *tags: KeyPart) -> Steps[None]:
         """Invalidate every entry carrying any of ``tags``, in L2 and every L1: O(1) per tag.
 
         Example::
@@ -580,18 +571,363 @@ class TieredCache:
             'stale entry gone'
             >>> cache.close(); server.stop()
         """
-        if not tags:
-            return
+        self._check_open()
         etags = [escape_part(t) for t in tags]
+        return self._bump_steps(etags)
+
+    def _bump_steps(self, etags: List[str]) -> Steps[None]:
+        if not etags:
+            return
         try:
-            _BUMP(self.client, [self._tprefix + t for t in etags], [])
+            yield Plan.one(script_call(_BUMP, [self._tprefix + t for t in etags], []), _none)
         finally:
-            with self._lock:
-                for t in etags:
-                    self._tagv.pop(t, None)
-                    self._inflight.pop(self._tprefix + t, None)
+            self._state.forget_tags(etags)
 
     # ------------------------------------------------------------ get_or_set
+    def _load_args(self, loader: Any, ttl: Optional[float], tags: Any, negative_ttl: Optional[float]) -> List[KeyPart]:
+        """Check get_or_set's arguments before any I/O; the tags as a list."""
+        self._check_open()
+        if not callable(loader):
+            raise TypeError("loader must be callable")
+        if ttl is not None:
+            _ttl_ms(ttl)
+        if negative_ttl is not None and negative_ttl != 0:
+            _ttl_ms(negative_ttl, "negative_ttl")
+        return _tag_list(tags)
+
+    def _load_steps(self, ck: str, loader: Callable[[], Any], ttl: Optional[float], tags: List[KeyPart],
+                    negative_ttl: Optional[float]) -> Steps[Any]:
+        """The cross-process part of get_or_set: lease, XFetch, load, store; waits
+        (polling, with backoff) while another process holds the lease."""
+        vkey, lkey = self._vkey(ck), self._lkey(ck)
+        tkeys = [self._tkey(t) for t in tags]
+        lease = uuid.uuid4().hex
+        pause = 0.005
+        state = self._state
+        while True:
+            draw = -self.beta * math.log(1.0 - random.random())  # 1-U in (0, 1]
+            token = state.begin(vkey)
+            try:
+                call = script_call(_FETCH, [vkey, lkey, *tkeys], ["1", lease, self._lease_ms, repr(draw)])
+                reply = yield Plan.one(call, _reply)
+                status = _text(reply[0])
+                before = list(reply[3:])
+                if status in ("hit", "refresh"):
+                    value = yield from self._accept(ck, vkey, token if status == "hit" else None, reply)
+                    if value is not MISSING and status == "hit":
+                        if _metrics.ON:
+                            _metrics.cache_lookups(self, "l2_hit")
+                        return value
+                    if value is not MISSING:  # early refresh: keep serving the old value on failure
+                        try:
+                            return (yield from self._run_loader(ck, loader, ttl, tags, negative_ttl, lease, before))
+                        except Exception:
+                            log.warning("TieredCache: early refresh of %r failed; serving the cached value", ck, exc_info=True)
+                            yield self._release_lease(lkey, lease)
+                            return value
+                    # a stale (tag-invalidated) or undecodable entry: reload it under the lease
+                    if status == "hit":
+                        status = "lease" if (yield from self._take_lease(lkey, lease)) else "wait"
+                if status in ("lease", "refresh") or (status == "foreign" and (yield from self._take_lease(lkey, lease))):
+                    return (yield from self._run_loader(ck, loader, ttl, tags, negative_ttl, lease, before))
+            finally:
+                state.end(vkey, token)
+            # "wait": another process loads; poll until its value lands or its lease expires
+            wait_ms = int(reply[2]) if status == "wait" and isinstance(reply[2], int) else -1
+            yield Sleep(min(pause, wait_ms / 1000.0) if wait_ms > 0 else pause)
+            pause = min(pause * 2, 0.05)
+
+    def _release_lease(self, lkey: str, lease: str) -> Plan[None]:
+        return Plan.one(script_call(_RELEASE, [lkey], [lease]), _none)
+
+    def _take_lease(self, lkey: str, lease: str) -> Steps[bool]:
+        if (yield Plan.one(Call(("SET", lkey, lease, "NX", "PX", self._lease_ms)), _reply)):
+            return True
+        held = yield Plan.one(Call(("GET", lkey)), _reply)  # replay-safe: a lease already ours
+        return held in (lease, lease.encode())
+
+    def _run_loader(self, ck: str, loader: Callable[[], Any], ttl: Optional[float], tags: List[KeyPart],
+                    negative_ttl: Optional[float], lease: str, before: Sequence[Any] = ()) -> Steps[Any]:
+        lkey = self._lkey(ck)
+        started = _monotonic()
+        try:
+            value = yield Invoke(loader)
+            payload = self._payload(value)
+        except Exception:
+            if _metrics.ON:
+                _metrics.cache_load(self, _monotonic() - started, ok=False)
+            yield self._release_lease(lkey, lease)
+            raise
+        delta = _monotonic() - started
+        if _metrics.ON:
+            _metrics.cache_load(self, delta, ok=True)
+        if value is None and negative_ttl is not None:
+            if negative_ttl == 0:
+                yield self._release_lease(lkey, lease)
+                return value
+            ttl = negative_ttl
+        keys, args = self._store_args(ck, payload, ttl, tags, delta=delta, lease_token=lease, expected=before)
+        yield from self._stored(Plan.one(script_call(_STORE, keys, args), _none), [ck])
+        return value
+
+    # ------------------------------------------------------------ warm
+    def plan_warm(self, mapping_or_keys: Union[Mapping[CacheKey, Any], Iterable[CacheKey]],
+                  loader: Optional[Callable[[CacheKey], Any]] = None, ttl: Optional[float] = None) -> Steps[int]:
+        """Fill the cache ahead of traffic; returns how many entries were written.
+
+        A mapping is written as is (``set_many``). An iterable of keys needs
+        ``loader(key) -> value``, called only for keys not yet in L2 (an
+        asyncio cache awaits an ``async def`` loader).
+
+        Example::
+
+            >>> from fastredis.server import RedisServer
+            >>> server = RedisServer(); cache = TieredCache(server.client())
+            >>> cache.warm({"a": 1})
+            1
+            >>> cache.warm(["a", "b"], loader=lambda k: k.upper())
+            1
+            >>> cache.close(); server.stop()
+        """
+        self._check_open()
+        if isinstance(mapping_or_keys, Mapping):
+            return self._warm_mapping(mapping_or_keys, ttl)
+        if loader is None or not callable(loader):
+            raise TypeError("warm(keys) needs a callable loader(key) -> value")
+        if isinstance(mapping_or_keys, (str, bytes)):
+            raise TypeError("warm takes a mapping or an iterable of keys, not a single str/bytes")
+        return self._warm_keys(list(mapping_or_keys), loader, ttl)
+
+    def _warm_mapping(self, mapping: Mapping[CacheKey, Any], ttl: Optional[float]) -> Steps[int]:
+        yield from self.plan_set_many(mapping, ttl=ttl)
+        return len(mapping)
+
+    def _warm_keys(self, keys: List[CacheKey], loader: Callable[[CacheKey], Any], ttl: Optional[float]) -> Steps[int]:
+        present = yield from self._get_many_steps(keys)
+        todo: Dict[CacheKey, Any] = {}
+        for k in keys:
+            if k not in present:
+                todo[k] = yield Invoke(loader, (k,))
+        yield from self.plan_set_many(todo, ttl=ttl)
+        return len(todo)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} prefix={self.prefix!r} l1={len(self._l1)} tracking={self.tracking}>"
+
+
+def _none(_reply: Any) -> None:
+    return None
+
+
+# --------------------------------------------------------------------------
+# the sync shell: a tracking thread, threads for single-flight
+
+
+class _Flight:
+    """One in-process load that concurrent callers of the same key wait for."""
+
+    __slots__ = ("done", "value", "error")
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.value: Any = None
+        self.error: Optional[BaseException] = None
+
+
+def tracking_kwargs(parser_class: Any) -> Dict[str, Any]:
+    """Overrides of the client's connection settings for a tracking connection:
+    RESP3, raw bytes, redis-py's own push-capable parser, a read timeout.
+
+    Example::
+
+        >>> tracking_kwargs(object)["protocol"]
+        3
+    """
+    return {"protocol": 3, "decode_responses": False, "socket_timeout": 5.0, "parser_class": parser_class}
+
+
+def _connect_tracking(client: Any, state: L1) -> Any:
+    """A private RESP3 connection subscribed to invalidations of the cache's keys."""
+    # redis-py's own RESP3 parser: its push-handler API is what tracking relies on
+    conn = private_connection(client, **tracking_kwargs(_HiredisParser if HIREDIS_AVAILABLE else _RESP3Parser))
+    conn.connect()
+    conn._parser.set_invalidation_push_handler(state.on_invalidate)
+    conn.send_command("CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", state.vprefix, "PREFIX", state.tprefix)
+    reply = conn.read_response()
+    if reply not in (b"OK", "OK", True):
+        raise ConnectionError(f"CLIENT TRACKING failed: {reply!r}")
+    return conn
+
+
+class _Link:
+    """The tracking connection as other threads may drain it
+    (:meth:`TieredCache.apply_invalidations`): one reader at a time."""
+
+    __slots__ = ("lock", "conn", "ready", "close")
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.conn: Any = None
+        self.ready: Optional[Callable[[], Any]] = None  # is data waiting on the socket (no data consumed)
+        self.close: Callable[[], None] = _nothing
+
+    def attach(self, conn: Any) -> None:
+        sock = conn._sock
+        if hasattr(select, "epoll"):  # unlike select.poll objects, several threads may poll it at once
+            ep = select.epoll()
+            ep.register(sock.fileno(), select.EPOLLIN)
+            self.ready, self.close = functools.partial(ep.poll, 0), ep.close
+        else:  # pragma: no cover - not Linux
+            fd = sock.fileno()
+            self.ready = lambda: select.select([fd], [], [], 0)[0]
+        self.conn = conn
+
+    def detach(self) -> None:
+        close, self.close = self.close, _nothing
+        self.ready = None
+        self.conn = None
+        close()
+
+    def drain(self) -> None:
+        """Read every reply already received (pushes go to the L1's handler); hold ``lock``."""
+        conn = self.conn
+        while conn.can_read(timeout=0):
+            conn.read_response(push_request=True)
+
+
+def _nothing() -> None:
+    return None
+
+
+def _track(stop: threading.Event, client: Any, state: L1, label: str, link: Optional[_Link] = None) -> None:
+    """The tracking thread: holds the L1 state, never the cache."""
+    backoff = 0.05
+    link = link if link is not None else _Link()
+    while not stop.is_set():
+        conn = None
+        try:
+            conn = _connect_tracking(client, state)
+            state.up()
+            backoff = 0.05
+            last = _monotonic()
+            poll = select.poll()
+            poll.register(conn._sock, select.POLLIN)
+            link.attach(conn)
+            while not stop.is_set():
+                # wait on the socket, then read under the link's lock: another
+                # thread's apply_invalidations may drain the same connection
+                if poll.poll(100):
+                    with link.lock:
+                        link.drain()
+                    last = _monotonic()
+                elif _monotonic() - last > 1.0:
+                    # liveness probe; pushes queued before the reply are handled by read_response
+                    with link.lock:
+                        conn.send_command("PING")
+                        conn.read_response()
+                    last = _monotonic()
+        except Exception as exc:
+            if not stop.is_set():
+                state.failures += 1
+                log.warning("TieredCache %r: invalidation connection lost (%s); L1 flushed and bypassed", label, exc)
+        finally:
+            state.down()
+            link.detach()
+            if conn is not None:
+                try:
+                    conn.disconnect()
+                except Exception:
+                    pass
+        stop.wait(backoff)
+        backoff = min(backoff * 2, 1.0)
+
+
+class TieredCache(_CachePlans):
+    """Bounded, TTL'd in-process L1 over Redis L2, kept coherent by client tracking.
+
+    ``ttl`` and ``local_ttl`` are seconds; ``local_ttl=None`` means ``ttl/10``;
+    ``local_maxsize=0`` disables L1 (and the tracking thread). Values go
+    through ``serializer`` (orjson JSON by default; never pickle). L1 returns
+    the cached object itself: treat cached values as read-only.
+
+    ``max_value_bytes`` (default 16 MiB) bounds a serialized value: a larger
+    one is refused on write (``ValueError``, nothing stored; from a
+    ``get_or_set`` loader too), and one found in Redis (written by another
+    program) is a miss, never deserialised.
+
+    Coherence: a background thread holds a dedicated RESP3 connection with
+    ``CLIENT TRACKING ON BCAST PREFIX {prefix}:v: PREFIX {prefix}:t:``; every
+    write to those keys, by anyone, evicts the L1 entry. While that connection
+    is down L1 is flushed and bypassed (it may have missed invalidations).
+    A read racing an invalidation never stores stale data: each L2 read
+    registers a token that an invalidation or a flush revokes, and the L1
+    store happens only if the token survived.
+
+    Lifetime: ``close()`` (or leaving ``with``) stops the thread and its
+    connection; a cache that is never closed stops them when it is garbage
+    collected (the thread does not keep the cache alive). A closed cache
+    raises :class:`~fastredis.exceptions.ClosedError`.
+
+    Retries: every script is safe to replay under redis-py's retry policy.
+
+    Example::
+
+        >>> from fastredis.server import RedisServer
+        >>> server = RedisServer()
+        >>> cache = TieredCache(server.client(), ttl=30)
+        >>> cache.set("k", None)
+        >>> cache.get("k", "miss"), cache.get("other", "miss")
+        (None, 'miss')
+        >>> cache.close(); server.stop()
+    """
+
+    def _open(self) -> None:
+        self._flights: Dict[str, _Flight] = {}
+        self._flights_lock = threading.Lock()
+        self._thread: Optional[threading.Thread] = None
+        self._stop: Optional[threading.Event] = None
+        self._link = _Link()
+        if self._l1_enabled:
+            self._start_tracking(wait=2.0)
+
+    # ------------------------------------------------------------------ read
+    def get(self, key: CacheKey, default: Any = None) -> Any:
+        e = self._l1.get(key)  # type: ignore[arg-type]
+        if e is not None and e[1] > _monotonic() and (e[2] is None or self._state.stamps_ok(e[2])):
+            return e[0]
+        steps = self.plan_get(key, default)
+        self._ensure_tracking()
+        return run(self.client, steps)
+
+    def get_many(self, keys: Iterable[CacheKey]) -> Dict[CacheKey, Any]:
+        steps = self.plan_get_many(keys)
+        self._ensure_tracking()
+        return run(self.client, steps)
+
+    def set(self, key: CacheKey, value: Any, ttl: Optional[float] = None, tags: Iterable[KeyPart] = ()) -> None:
+        return run(self.client, self.plan_set(key, value, ttl, tags))
+
+    def set_many(self, mapping: Mapping[CacheKey, Any], ttl: Optional[float] = None, tags: Iterable[KeyPart] = ()) -> None:
+        return run(self.client, self.plan_set_many(mapping, ttl, tags))
+
+    def delete(self, *keys: CacheKey) -> int:
+        return run(self.client, self.plan_delete(*keys))
+
+    def set_through(self, key: CacheKey, value: Any, writer: Callable[[Any], Any], invalidate: Iterable[CacheKey] = (),
+                    *, ttl: Optional[float] = None, tags: Iterable[KeyPart] = ()) -> Any:
+        return run(self.client, self.plan_set_through(key, value, writer, invalidate, ttl=ttl, tags=tags))
+
+    def invalidate_tags(self, *tags: KeyPart) -> None:
+        return run(self.client, self.plan_invalidate_tags(*tags))
+
+    def warm(self, mapping_or_keys: Union[Mapping[CacheKey, Any], Iterable[CacheKey]],
+             loader: Optional[Callable[[CacheKey], Any]] = None, ttl: Optional[float] = None) -> int:
+        return run(self.client, self.plan_warm(mapping_or_keys, loader, ttl))
+
+    for _op in (get, get_many, set, set_many, delete, set_through, invalidate_tags, warm):
+        _op.__doc__ = getattr(_CachePlans, "plan_" + _op.__name__).__doc__  # the plans document them
+    del _op
+
     def get_or_set(
         self,
         key: CacheKey,
@@ -623,18 +959,10 @@ class TieredCache:
             42
             >>> cache.close(); server.stop()
         """
-        e = self._l1.get(key)  # type: ignore[arg-type]
-        if e is not None and e[1] > _monotonic() and (e[2] is None or self._stamps_ok(e[2])):
-            return e[0]
-        if not callable(loader):
-            raise TypeError("loader must be callable")
-        if ttl is not None:
-            _ttl_ms(ttl)
-        if negative_ttl is not None and negative_ttl != 0:
-            _ttl_ms(negative_ttl, "negative_ttl")
-        if isinstance(tags, (str, bytes)):
-            raise TypeError("tags must be a sequence of tags, not a single str/bytes")
-        tags = list(tags)
+        hit = self._state.lookup(key)  # type: ignore[arg-type]
+        if hit is not MISSING:
+            return hit  # type: ignore[no-any-return]
+        tag_list = self._load_args(loader, ttl, tags, negative_ttl)
         ck = _canonical(key)
         self._ensure_tracking()
         with self._flights_lock:
@@ -647,10 +975,10 @@ class TieredCache:
             flight.done.wait()
             if flight.error is not None:
                 raise flight.error
-            return flight.value
+            return flight.value  # type: ignore[no-any-return]
         try:
-            flight.value = self._load(ck, loader, ttl, tags, negative_ttl)
-            return flight.value
+            flight.value = run(self.client, self._load_steps(ck, loader, ttl, tag_list, negative_ttl))
+            return flight.value  # type: ignore[no-any-return]
         except BaseException as exc:
             flight.error = exc
             raise
@@ -658,108 +986,6 @@ class TieredCache:
             with self._flights_lock:
                 self._flights.pop(ck, None)
             flight.done.set()
-
-    def _load(self, ck: str, loader: Callable[[], Any], ttl: Optional[float], tags: Any, negative_ttl: Optional[float]) -> Any:
-        vkey, lkey = self._vkey(ck), self._lkey(ck)
-        tkeys = [self._tkey(t) for t in tags]
-        lease = uuid.uuid4().hex
-        pause = 0.005
-        while True:
-            draw = -self.beta * math.log(1.0 - random.random())  # 1-U in (0, 1]
-            token = self._begin(vkey)
-            try:
-                reply = _FETCH(self.client, [vkey, lkey, *tkeys], ["1", lease, self._lease_ms, repr(draw)])
-                state = reply[0].decode() if isinstance(reply[0], bytes) else reply[0]
-                before = list(reply[3:])
-                if state in ("hit", "refresh"):
-                    value = self._accept(ck, vkey, token if state == "hit" else None, reply)
-                    if value is not _MISSING and state == "hit":
-                        return value
-                    if value is not _MISSING:  # early refresh: keep serving the old value on failure
-                        try:
-                            return self._run_loader(ck, loader, ttl, tags, negative_ttl, lease, before)
-                        except Exception:
-                            log.warning("TieredCache: early refresh of %r failed; serving the cached value", ck, exc_info=True)
-                            _RELEASE(self.client, [lkey], [lease])
-                            return value
-                    # a stale (tag-invalidated) or undecodable entry: reload it under the lease
-                    if state == "hit":
-                        state = "lease" if self._take_lease(lkey, lease) else "wait"
-                if state in ("lease", "refresh") or (state == "foreign" and self._take_lease(lkey, lease)):
-                    return self._run_loader(ck, loader, ttl, tags, negative_ttl, lease, before)
-            finally:
-                self._end(vkey, token)
-            # "wait": another process loads; poll until its value lands or its lease expires
-            wait_ms = int(reply[2]) if state == "wait" and isinstance(reply[2], int) else -1
-            time.sleep(min(pause, wait_ms / 1000.0) if wait_ms > 0 else pause)
-            pause = min(pause * 2, 0.05)
-
-    def _take_lease(self, lkey: str, lease: str) -> bool:
-        if self.client.execute_command("SET", lkey, lease, "NX", "PX", self._lease_ms):
-            return True
-        held = self.client.execute_command("GET", lkey)  # replay-safe: a lease already ours
-        return held in (lease, lease.encode())
-
-    def _run_loader(
-        self,
-        ck: str,
-        loader: Callable[[], Any],
-        ttl: Optional[float],
-        tags: Any,
-        negative_ttl: Optional[float],
-        lease: str,
-        before: Sequence[Any] = (),
-    ) -> Any:
-        lkey = self._lkey(ck)
-        started = _monotonic()
-        try:
-            value = loader()
-            payload = self._payload(value)
-        except BaseException:
-            _RELEASE(self.client, [lkey], [lease])
-            raise
-        delta = _monotonic() - started
-        if value is None and negative_ttl is not None:
-            if negative_ttl == 0:
-                _RELEASE(self.client, [lkey], [lease])
-                return value
-            ttl = negative_ttl
-        keys, args = self._store_args(ck, payload, ttl, tags, delta=delta, lease_token=lease, expected=before)
-        try:
-            _STORE(self.client, keys, args)
-        finally:
-            self._forget_local([ck])
-        return value
-
-    # ------------------------------------------------------------ warm, decorator
-    def warm(self, mapping_or_keys: Union[Mapping[CacheKey, Any], Iterable[CacheKey]], loader: Optional[Callable[[CacheKey], Any]] = None, ttl: Optional[float] = None) -> int:
-        """Fill the cache ahead of traffic; returns how many entries were written.
-
-        A mapping is written as is (``set_many``). An iterable of keys needs
-        ``loader(key) -> value``, called only for keys not yet in L2.
-
-        Example::
-
-            >>> from fastredis.server import RedisServer
-            >>> server = RedisServer(); cache = TieredCache(server.client())
-            >>> cache.warm({"a": 1})
-            1
-            >>> cache.warm(["a", "b"], loader=lambda k: k.upper())
-            1
-            >>> cache.close(); server.stop()
-        """
-        if isinstance(mapping_or_keys, Mapping):
-            self.set_many(mapping_or_keys, ttl=ttl)
-            return len(mapping_or_keys)
-        if loader is None or not callable(loader):
-            raise TypeError("warm(keys) needs a callable loader(key) -> value")
-        if isinstance(mapping_or_keys, (str, bytes)):
-            raise TypeError("warm takes a mapping or an iterable of keys, not a single str/bytes")
-        keys = list(mapping_or_keys)
-        present = self.get_many(keys)
-        todo = {k: loader(k) for k in keys if k not in present}
-        self.set_many(todo, ttl=ttl)
-        return len(todo)
 
     def cached(
         self,
@@ -789,19 +1015,10 @@ class TieredCache:
         """
         if key is not None and not callable(key):
             raise TypeError("key must be a callable(*args, **kwargs) -> cache key")
-        tag_list = list(tags)
+        tag_list = _tag_list(tags)
 
         def decorate(func: Callable[..., T]) -> Callable[..., T]:
-            name = f"{func.__module__}.{func.__qualname__}"
-
-            def make_key(args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> CacheKey:
-                if key is not None:
-                    return key(*args, **kwargs)
-                try:
-                    blob = orjson.dumps([args, kwargs], option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
-                except TypeError as e:
-                    raise TypeError(f"{name}: arguments are not JSON-encodable for the cache key; pass key=: {e}") from None
-                return name + ":" + blob.decode()
+            make_key = cache_key_maker(func, key)
 
             @functools.wraps(func)
             def wrapper(*args: Any, **kwargs: Any) -> T:
@@ -816,14 +1033,9 @@ class TieredCache:
         return decorate
 
     # ---------------------------------------------------------------- tracking
-    @property
-    def tracking(self) -> bool:
-        """True while the invalidation connection is up (L1 in use)."""
-        return self._healthy
-
     def _ensure_tracking(self) -> None:
         if self._pid != os.getpid():  # a fork we missed (no register_at_fork)
-            self._reset_after_fork()
+            self._after_fork_in_child()
         if self._thread is None and self._l1_enabled and not self._closed:
             self._start_tracking(wait=0)
 
@@ -831,135 +1043,128 @@ class TieredCache:
         with self._flights_lock:
             if self._thread is not None:
                 return
-            self._stop = threading.Event()
-            t = threading.Thread(target=self._track, name=f"fastredis-cache-tracking-{self.prefix}", daemon=True)
-            self._thread = t
-        t.start()
+            self._thread, self._stop = owner_thread(self, _track, self.client, self._state, self.prefix, self._link,
+                                                    name=f"fastredis-cache-tracking-{self.prefix}")
+            t = self._thread
         deadline = _monotonic() + wait
-        while not self._healthy and _monotonic() < deadline and t.is_alive():
+        while not self._state.healthy and _monotonic() < deadline and t.is_alive():
             time.sleep(0.005)
 
-    def _tracking_connection(self) -> Any:
-        pool = self.client.connection_pool
-        kwargs = dict(pool.connection_kwargs)
-        kwargs["protocol"] = 3
-        kwargs["decode_responses"] = False
-        kwargs["socket_timeout"] = 5.0
-        kwargs.pop("cache", None)
-        kwargs.pop("cache_config", None)
-        # redis-py's own RESP3 parser: its push-handler API is what this loop relies on
-        kwargs["parser_class"] = _HiredisParser if HIREDIS_AVAILABLE else _RESP3Parser
-        conn = pool.connection_class(**kwargs)
-        conn.connect()
-        conn._parser.set_invalidation_push_handler(self._on_invalidate)
-        conn.send_command("CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", self._vprefix, "PREFIX", self._tprefix)
-        reply = conn.read_response()
-        if reply not in (b"OK", "OK", True):
-            raise ConnectionError(f"CLIENT TRACKING failed: {reply!r}")
-        return conn
-
-    def _track(self) -> None:
-        stop = self._stop
-        backoff = 0.05
-        while not stop.is_set():
-            conn = None
-            try:
-                conn = self._tracking_connection()
-                self._conn = conn
-                with self._lock:
-                    self._flush_unlocked()
-                    self._healthy = True
-                backoff = 0.05
-                last = _monotonic()
-                while not stop.is_set():
-                    if conn.can_read(timeout=0.1):
-                        conn.read_response(push_request=True)
-                        last = _monotonic()
-                    elif _monotonic() - last > 1.0:
-                        # liveness probe; pushes queued before the reply are handled by read_response
-                        conn.send_command("PING")
-                        conn.read_response()
-                        last = _monotonic()
-            except Exception as exc:
-                if not stop.is_set():
-                    self.tracking_failures += 1
-                    log.warning("TieredCache %r: invalidation connection lost (%s); L1 flushed and bypassed", self.prefix, exc)
-            finally:
-                with self._lock:
-                    self._healthy = False
-                    self._flush_unlocked()
-                self._conn = None
-                if conn is not None:
-                    try:
-                        conn.disconnect()
-                    except Exception:
-                        pass
-            stop.wait(backoff)
-            backoff = min(backoff * 2, 1.0)
-
-    def _flush_unlocked(self) -> None:
-        self._l1.clear()
-        self._tagv.clear()
-        self._inflight.clear()
-
-    def _on_invalidate(self, message: Sequence[Any]) -> None:
-        keys = message[1] if len(message) > 1 else None
-        with self._lock:
-            if keys is None:  # FLUSHALL / FLUSHDB
-                self._flush_unlocked()
-                return
-            vp, tp = self._vprefix, self._tprefix
-            for k in keys:
-                if isinstance(k, bytes):
-                    k = k.decode("utf-8", "surrogateescape")
-                self._inflight.pop(k, None)
-                if k.startswith(vp):
-                    self._l1.pop(_unescape(k[len(vp):]), None)
-                elif k.startswith(tp):
-                    self._tagv.pop(k[len(tp):], None)
-
-    def _reset_after_fork(self) -> None:
+    def _after_fork_in_child(self) -> None:
         """In a forked child: forget the parent's thread and socket; start afresh on demand."""
         self._pid = os.getpid()
-        self._lock = threading.Lock()
         self._flights_lock = threading.Lock()
         self._flights = {}
-        self._healthy = False
-        self._flush_unlocked()
-        self._thread = None
-        self._conn = None  # the parent's socket: never used, never shut down here
-        self._stop = threading.Event()
+        self._state.after_fork()
+        self._thread = None  # the parent's thread and socket: never used, never shut down here
+        self._stop = None
+        self._link = _Link()
+
+    # ------------------------------------------- for integrations (Django backend)
+    def redis_key(self, key: CacheKey) -> str:
+        """The Redis (L2) key that holds ``key``'s value.
+
+        Example::
+
+            >>> from fastredis.server import RedisServer
+            >>> server = RedisServer(); cache = TieredCache(server.client(), prefix="app")
+            >>> cache.redis_key("user:1")
+            '{app}:v:user%3A1'
+            >>> cache.close(); server.stop()
+        """
+        return self._vkey(_canonical(key))
+
+    def get_local(self, key: CacheKey, default: Any = None) -> Any:
+        """``key``'s value from this process's L1 if it holds a fresh one, else
+        ``default``; never a round trip (in an event loop: fall back to a
+        thread on a miss).
+
+        Example::
+
+            >>> from fastredis.server import RedisServer
+            >>> server = RedisServer(); cache = TieredCache(server.client())
+            >>> cache.set("k", 1); cache.get_local("k", "not in L1")
+            'not in L1'
+            >>> cache.apply_invalidations()   # our own write's echo, before reading into L1
+            >>> cache.get("k"), cache.get_local("k")
+            (1, 1)
+            >>> cache.close(); server.stop()
+        """
+        value = self._state.lookup(_canonical(key))
+        return default if value is MISSING else value
+
+    def forget_local(self, *keys: CacheKey) -> None:
+        """Drop ``keys`` from this process's L1 now: call it after writing their
+        Redis keys (:meth:`redis_key`) yourself. Other processes learn of the
+        write through tracking, as for every write.
+
+        Example::
+
+            >>> from fastredis.server import RedisServer
+            >>> server = RedisServer(); r = server.client(); cache = TieredCache(r)
+            >>> cache.set("k", 1); cache.get("k")
+            1
+            >>> _ = r.set(cache.redis_key("k"), b"2"); cache.forget_local("k"); cache.get("k")
+            2
+            >>> cache.close(); server.stop()
+        """
+        cks = [_canonical(k) for k in keys]
+        self._state.forget(cks, [self._vkey(ck) for ck in cks])
+
+    def apply_invalidations(self) -> None:
+        """Apply now the invalidations that already reached this process.
+
+        The tracking thread applies them within moments (or, while this
+        process keeps the GIL busy, some milliseconds later). Call this
+        before an L1 read that must see every write acknowledged before it,
+        in any process: Redis sends a write's invalidation to every tracking
+        connection before it answers the writer, so after this call no write
+        acknowledged earlier is missed. Costs one ``epoll_wait(2)`` when
+        nothing is pending.
+
+        Example::
+
+            >>> from fastredis.server import RedisServer
+            >>> server = RedisServer(); r = server.client(); cache = TieredCache(r)
+            >>> cache.set("k", 1); cache.get("k")
+            1
+            >>> other = server.client(); _ = other.set(cache.redis_key("k"), b"2")
+            >>> cache.apply_invalidations(); cache.get("k")
+            2
+            >>> cache.close(); server.stop()
+        """
+        link = self._link
+        ready = link.ready
+        if ready is None:
+            return
+        try:
+            if not ready() and not link.lock.locked():
+                return
+        except (OSError, ValueError):  # closed by a reconnect: the new connection starts with an empty L1
+            return
+        with link.lock:
+            if link.conn is None:
+                return
+            try:
+                link.drain()
+            except Exception:  # the tracking thread reconnects; until then L1 is bypassed
+                self._state.down()
 
     # -------------------------------------------------------------- lifecycle
-    def clear_local(self) -> None:
-        """Drop every L1 entry of this process (L2 is untouched)."""
-        self._flush_local()
-
     def close(self) -> None:
-        """Stop the tracking thread and drop L1. Safe to call twice."""
+        """Stop the tracking thread and drop L1; later use raises ClosedError. Safe to call twice."""
         self._closed = True
-        self._stop.set()
+        if self._stop is not None:
+            self._stop.set()
         t = self._thread
         if t is not None and t is not threading.current_thread():
             t.join(timeout=5)
         self._thread = None
-        with self._lock:
-            self._healthy = False
-            self._flush_unlocked()
-        _LIVE.discard(self)
+        self._state.down()
+        FORKS.discard(self)
 
     def __enter__(self) -> "TieredCache":
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    def __del__(self) -> None:
-        try:
-            self._closed = True
-            self._stop.set()
-        except Exception:
-            pass
-
-    def __repr__(self) -> str:
-        return f"<TieredCache prefix={self.prefix!r} l1={len(self._l1)} tracking={self._healthy}>"

@@ -27,13 +27,15 @@ Example::
 from __future__ import annotations
 
 import math
-from typing import Any, List, Optional, Sequence, Tuple
+from typing import Any, Callable, List, Optional, Sequence, Tuple
 
+from .. import _decay
 from .._text import check_finite, to_str
 from ..keys import KeySpace
-from ..scripts import LuaScript, pipeline_for, run_pipeline
-from .. import _decay
-from ._common import RAW, check_member
+from ..scripts import LuaScript
+from ._clients import check_sync_client
+from ._common import RAW, check_count, check_member
+from ._plan import Call, Operation, Plan, Steps, script_call, sync_operation
 from ._time import check_at
 
 __all__ = ["Leaderboard", "DecayingLeaderboard"]
@@ -41,11 +43,10 @@ __all__ = ["Leaderboard", "DecayingLeaderboard"]
 _CHUNK = 10_000  # members per command/script call: bounds one call's server time
 Entry = Tuple[str, float]
 
-
-def _check_count(n: Any, name: str) -> int:
-    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-        raise ValueError(f"{name} must be an int >= 0, got {n!r}")
-    return n
+_INCR = LuaScript.load("leaderboard_incr")
+_RANGE = LuaScript.load("leaderboard_range")
+_DECAY_INCR = LuaScript.load("decaying_leaderboard_incr")
+_PRUNE = LuaScript.load("decaying_leaderboard_prune")
 
 
 def _range_args(reverse: bool, kind: str, a: Any, b: Any) -> List[Any]:
@@ -63,12 +64,226 @@ def _parse_range(reply: List[Any]) -> Tuple[float, Optional[float], int, List[Tu
     return now, landmark, first, pairs
 
 
-class Leaderboard:
+def _optional_float(reply: Any) -> Optional[float]:
+    return None if reply is None else float(reply)
+
+
+def _optional_int(reply: Any) -> Optional[int]:
+    return None if reply is None else int(reply)
+
+
+def _nothing(_reply: Any) -> None:
+    return None
+
+
+def _first_float(reply: Any) -> float:
+    return float(reply[0])
+
+
+def _entries(reply: Any) -> List[Entry]:
+    return _parse_range(reply)[3]
+
+
+class _Board:
+    """What both boards share: the client check and the key space."""
+
+    _check_client: Callable[[Any, str], Any] = staticmethod(check_sync_client)
+
+    def __init__(self, client: Any, name: Any, prefix: str) -> None:
+        self.client = self._check_client(client, type(self).__name__)
+        self.name = name
+        self._ks = KeySpace(prefix)
+        self.key = self._ks.tagged(name, "z")
+
+    def plan_remove(self, *members: Any) -> Plan[int]:
+        """Remove members; returns how many were present.
+
+        Example::
+
+            >>> from fastredis.server import RedisServer
+            >>> server = RedisServer(); lb = Leaderboard(server.client(), "g")
+            >>> lb.add("ann", 1); lb.remove("ann", "bob")
+            1
+            >>> server.stop()
+        """
+        if not members:
+            return Plan.done(0)
+        return Plan.one(Call(("ZREM", self.key, *[check_member(m) for m in members])), int)
+
+    def plan_count(self) -> Plan[int]:
+        """The number of members.
+
+        Example::
+
+            >>> from fastredis.server import RedisServer
+            >>> server = RedisServer(); lb = Leaderboard(server.client(), "g")
+            >>> lb.add_many(["a", "b"], [1, 2]); lb.count()
+            2
+            >>> server.stop()
+        """
+        return Plan.one(Call(("ZCARD", self.key)), int)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.key}>"
+
+
+class _LeaderboardPlans(_Board):
+    """The plans of :class:`Leaderboard` (no I/O), shared with its asyncio twin."""
+
+    def __init__(self, client: Any, name: Any, *, prefix: str = "lb", reverse: bool = True) -> None:
+        if not isinstance(reverse, bool):
+            raise TypeError(f"reverse must be True or False, got {type(reverse).__name__}")
+        super().__init__(client, name, prefix)
+        self.reverse = reverse
+
+    # -- writes ---------------------------------------------------------
+    def plan_add(self, member: Any, score: float) -> Plan[None]:
+        """Set ``member``'s score (replacing any previous one).
+
+        Example::
+
+            >>> from fastredis.server import RedisServer
+            >>> server = RedisServer(); lb = Leaderboard(server.client(), "g")
+            >>> lb.add("ann", 12.5); lb.score("ann")
+            12.5
+            >>> server.stop()
+        """
+        return Plan.one(Call(("ZADD", self.key, check_finite(score, "score"), check_member(member))), _nothing)
+
+    def plan_incr(self, member: Any, delta: float = 1.0) -> Plan[float]:
+        """Add ``delta`` to ``member``'s score and return the new score.
+
+        Never re-sent once it may have reached the server: a lost reply raises
+        :class:`~fastredis.exceptions.OutcomeUnknownError`.
+
+        Example::
+
+            >>> from fastredis.server import RedisServer
+            >>> server = RedisServer(); lb = Leaderboard(server.client(), "g")
+            >>> lb.incr("ann", 2), lb.incr("ann", 0.5)
+            (2.0, 2.5)
+            >>> server.stop()
+        """
+        call = script_call(_INCR, [self.key], [check_member(member), check_finite(delta, "delta")])
+        return Plan.one(call, _first_float)
+
+    def plan_add_many(self, members: Sequence[Any], scores: Sequence[float]) -> Plan[None]:
+        """Set many scores in one round trip (lists or numpy arrays; last duplicate wins).
+
+        Example::
+
+            >>> from fastredis.server import RedisServer
+            >>> server = RedisServer(); lb = Leaderboard(server.client(), "g")
+            >>> lb.add_many(["a", "b", "a"], [1.0, 2.0, 3.0]); lb.top(2)
+            [('a', 3.0), ('b', 2.0)]
+            >>> server.stop()
+        """
+        members, scores = _check_columns(members, scores, "scores")
+        calls = [Call(("ZADD", self.key, *_interleave(scores[p:p + _CHUNK], members[p:p + _CHUNK])))
+                 for p in range(0, len(members), _CHUNK)]
+        return Plan(calls, _nothing, batch=True)
+
+    def plan_incr_many(self, members: Sequence[Any], deltas: Sequence[float]) -> Plan[None]:
+        """Add many deltas in one round trip; repeated members are summed on the client.
+
+        Each chunk of 10 000 distinct members is applied atomically.
+
+        Example::
+
+            >>> from fastredis.server import RedisServer
+            >>> server = RedisServer(); lb = Leaderboard(server.client(), "g")
+            >>> lb.incr_many(["a", "b", "a"], [1, 1, 1]); lb.top(2)
+            [('a', 2.0), ('b', 1.0)]
+            >>> server.stop()
+        """
+        ms, ds = _decay.aggregate(members, deltas, "delta")
+        calls = [script_call(_INCR, [self.key], _interleave(ms[p:p + _CHUNK], ds[p:p + _CHUNK]))
+                 for p in range(0, len(ms), _CHUNK)]
+        return Plan(calls, _nothing, batch=True)
+
+    # -- reads ----------------------------------------------------------
+    def plan_score(self, member: Any) -> Plan[Optional[float]]:
+        """``member``'s score, or None if absent.
+
+        Example::
+
+            >>> from fastredis.server import RedisServer
+            >>> server = RedisServer(); lb = Leaderboard(server.client(), "g")
+            >>> lb.add("ann", 12.5); lb.score("ann"), lb.score("zed")
+            (12.5, None)
+            >>> server.stop()
+        """
+        return Plan.one(Call(("ZSCORE", self.key, check_member(member))), _optional_float)
+
+    def plan_rank(self, member: Any) -> Plan[Optional[int]]:
+        """0-based rank, best first (tie rule in the module docstring), None if absent.
+
+        Example::
+
+            >>> from fastredis.server import RedisServer
+            >>> server = RedisServer(); lb = Leaderboard(server.client(), "g")
+            >>> lb.add_many(["a", "b"], [1, 2]); lb.rank("b"), lb.rank("zed")
+            (0, None)
+            >>> server.stop()
+        """
+        command = "ZREVRANK" if self.reverse else "ZRANK"
+        return Plan.one(Call((command, self.key, check_member(member))), _optional_int)
+
+    def plan_top(self, n: int = 10) -> Plan[List[Entry]]:
+        """The best ``n`` as ``(member, score)``.
+
+        Example::
+
+            >>> from fastredis.server import RedisServer
+            >>> server = RedisServer(); lb = Leaderboard(server.client(), "g")
+            >>> lb.add_many(["a", "b", "c"], [1, 3, 2]); lb.top(2)
+            [('b', 3.0), ('c', 2.0)]
+            >>> server.stop()
+        """
+        if check_count(n, "n") == 0:
+            return Plan.done([])
+        return self._slice("range", 0, n - 1)
+
+    def plan_page(self, number: int, size: int = 10) -> Plan[List[Entry]]:
+        """Page ``number`` (0-based) of ``size`` entries.
+
+        Example::
+
+            >>> from fastredis.server import RedisServer
+            >>> server = RedisServer(); lb = Leaderboard(server.client(), "g")
+            >>> lb.add_many(["a", "b", "c"], [1, 3, 2]); lb.page(1, 2)
+            [('a', 1.0)]
+            >>> server.stop()
+        """
+        check_count(number, "number")
+        if check_count(size, "size") == 0:
+            return Plan.done([])
+        return self._slice("range", number * size, number * size + size - 1)
+
+    def plan_around(self, member: Any, n: int = 5) -> Plan[List[Entry]]:
+        """``member`` with up to ``n`` neighbours on each side, in one round trip; [] if absent.
+
+        Example::
+
+            >>> from fastredis.server import RedisServer
+            >>> server = RedisServer(); lb = Leaderboard(server.client(), "g")
+            >>> lb.add_many(["a", "b", "c"], [1, 3, 2]); lb.around("c", 1)
+            [('b', 3.0), ('c', 2.0), ('a', 1.0)]
+            >>> server.stop()
+        """
+        return self._slice("around", check_member(member), check_count(n, "n"))
+
+    def _slice(self, kind: str, a: Any, b: Any) -> Plan[List[Entry]]:
+        return Plan.one(script_call(_RANGE, [self.key], _range_args(self.reverse, kind, a, b), **RAW), _entries)
+
+
+class Leaderboard(_LeaderboardPlans):
     """A sorted-set leaderboard; best first (highest score) unless ``reverse=False``.
 
     Keys: ``<prefix>:{<name>}:z`` (one hash tag per board). Scores are finite
-    floats; NaN/inf raise ``ValueError``; an increment that would make a score
-    infinite is refused (``ResponseError``) and nothing of that call is applied.
+    floats; NaN/inf raise ``ValueError`` (a non-number ``TypeError``); an
+    increment that would make a score infinite is refused (``ResponseError``)
+    and nothing of that call is applied.
 
     Example::
 
@@ -81,135 +296,17 @@ class Leaderboard:
         >>> server.stop()
     """
 
-    _incr_script = LuaScript.load("leaderboard_incr")
-    _range_script = LuaScript.load("leaderboard_range")
-
-    def __init__(self, client: Any, name: Any, *, prefix: str = "lb", reverse: bool = True) -> None:
-        self.client = client
-        self.name = name
-        self.reverse = bool(reverse)
-        self._ks = KeySpace(prefix)
-        self.key = self._ks.tagged(name, "z")
-
-    # -- writes ---------------------------------------------------------
-    def add(self, member: Any, score: float) -> None:
-        """Set ``member``'s score (replacing any previous one).
-
-        Example: ``lb.add("ann", 12.5)``
-        """
-        self.client.execute_command("ZADD", self.key, check_finite(score, "score"), check_member(member))
-
-    def incr(self, member: Any, delta: float = 1.0) -> float:
-        """Add ``delta`` to ``member``'s score and return the new score.
-
-        Never re-sent once it may have reached the server: a lost reply raises
-        :class:`~fastredis.exceptions.OutcomeUnknownError`.
-
-        Example: ``lb.incr("ann", 2)  # -> 14.5``
-        """
-        reply = self._incr_script(self.client, [self.key], [check_member(member), check_finite(delta, "delta")])
-        return float(reply[0])
-
-    def remove(self, *members: Any) -> int:
-        """Remove members; returns how many were present.
-
-        Example: ``lb.remove("ann", "bob")``
-        """
-        if not members:
-            return 0
-        return int(self.client.execute_command("ZREM", self.key, *[check_member(m) for m in members]))
-
-    def add_many(self, members: Sequence[Any], scores: Sequence[float]) -> None:
-        """Set many scores in one round trip (lists or numpy arrays; last duplicate wins).
-
-        Example: ``lb.add_many(["a", "b"], numpy.array([1.0, 2.0]))``
-        """
-        members, scores = _check_columns(members, scores, "scores")
-        if not members:
-            return
-        pipe = pipeline_for(self.client)
-        if hasattr(pipe, "batch"):
-            pipe.batch("ZADD", self.key, scores, members)
-        else:
-            for part in range(0, len(members), _CHUNK):
-                flat: List[Any] = [None] * (2 * min(_CHUNK, len(members) - part))
-                flat[0::2] = scores[part:part + _CHUNK]
-                flat[1::2] = members[part:part + _CHUNK]
-                pipe.execute_command("ZADD", self.key, *flat)
-        pipe.execute()
-
-    def incr_many(self, members: Sequence[Any], deltas: Sequence[float]) -> None:
-        """Add many deltas in one round trip; repeated members are summed on the client.
-
-        Each chunk of 10 000 distinct members is applied atomically.
-
-        Example: ``lb.incr_many(["a", "b", "a"], [1, 1, 1])  # a += 2, b += 1``
-        """
-        ms, ds = _decay.aggregate(members, deltas, "delta")
-        if not ms:
-            return
-        pipe = pipeline_for(self.client)
-        for part in range(0, len(ms), _CHUNK):
-            self._incr_script.stage(pipe, [self.key], _interleave(ms[part:part + _CHUNK], ds[part:part + _CHUNK]))
-        run_pipeline(pipe)
-
-    # -- reads ----------------------------------------------------------
-    def score(self, member: Any) -> Optional[float]:
-        """``member``'s score, or None if absent.
-
-        Example: ``lb.score("ann")  # -> 12.5``
-        """
-        s = self.client.execute_command("ZSCORE", self.key, check_member(member))
-        return None if s is None else float(s)
-
-    def rank(self, member: Any) -> Optional[int]:
-        """0-based rank, best first (tie rule in the module docstring), None if absent.
-
-        Example: ``lb.rank("ann")  # -> 0``
-        """
-        cmd = "ZREVRANK" if self.reverse else "ZRANK"
-        r = self.client.execute_command(cmd, self.key, check_member(member))
-        return None if r is None else int(r)
-
-    def top(self, n: int = 10) -> List[Entry]:
-        """The best ``n`` as ``(member, score)``.
-
-        Example: ``lb.top(3)  # -> [('bob', 30.0), ...]``
-        """
-        if _check_count(n, "n") == 0:
-            return []
-        return self._slice("range", 0, n - 1)
-
-    def page(self, number: int, size: int = 10) -> List[Entry]:
-        """Page ``number`` (0-based) of ``size`` entries.
-
-        Example: ``lb.page(0, 10) == lb.top(10)``
-        """
-        _check_count(number, "number")
-        if _check_count(size, "size") == 0:
-            return []
-        return self._slice("range", number * size, number * size + size - 1)
-
-    def around(self, member: Any, n: int = 5) -> List[Entry]:
-        """``member`` with up to ``n`` neighbours on each side, in one round trip; [] if absent.
-
-        Example: ``lb.around("ann", 1)  # -> [('cy', 20.0), ('ann', 12.5), ('dee', 3.0)]``
-        """
-        return self._slice("around", check_member(member), _check_count(n, "n"))
-
-    def count(self) -> int:
-        """The number of members.
-
-        Example: ``lb.count()  # -> 4``
-        """
-        return int(self.client.execute_command("ZCARD", self.key))
-
-    def _slice(self, kind: str, a: Any, b: Any) -> List[Entry]:
-        reply = self._range_script(self.client, [self.key], _range_args(self.reverse, kind, a, b), **RAW)
-        return _parse_range(reply)[3]
-
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.key}>"
+    add = sync_operation(_LeaderboardPlans.plan_add)
+    incr = sync_operation(_LeaderboardPlans.plan_incr)
+    remove = sync_operation(_LeaderboardPlans.plan_remove)
+    add_many = sync_operation(_LeaderboardPlans.plan_add_many)
+    incr_many = sync_operation(_LeaderboardPlans.plan_incr_many)
+    score = sync_operation(_LeaderboardPlans.plan_score)
+    rank = sync_operation(_LeaderboardPlans.plan_rank)
+    top = sync_operation(_LeaderboardPlans.plan_top)
+    page = sync_operation(_LeaderboardPlans.plan_page)
+    around = sync_operation(_LeaderboardPlans.plan_around)
+    count = sync_operation(_LeaderboardPlans.plan_count)
 
 
 def _interleave(a: Sequence[Any], b: Sequence[Any]) -> List[Any]:
@@ -235,7 +332,207 @@ def _check_columns(members: Sequence[Any], values: Any, name: str) -> Tuple[List
     return members, out
 
 
-class DecayingLeaderboard:
+class _DecayingPlans(_Board):
+    """The plans of :class:`DecayingLeaderboard` (no I/O), shared with its asyncio twin.
+
+    The last landmark the server reported is remembered in ``_landmark``;
+    plans read it when built and interpretations update it."""
+
+    def __init__(self, client: Any, name: Any, *, half_life: float, prefix: str = "lb") -> None:
+        self.lam = _decay.decay_rate(half_life)
+        super().__init__(client, name, prefix)
+        self.half_life = half_life
+        self.landmark_key = self._ks.tagged(name, "L")
+        self._landmark: Optional[float] = None  # the last landmark the server told us
+
+    # -- writes ---------------------------------------------------------
+    def plan_incr(self, member: Any, weight: float = 1.0, at: Optional[float] = None) -> Operation[None]:
+        """Add an event of ``weight`` for ``member`` at ``at`` (server time if None).
+
+        Example::
+
+            >>> from fastredis.server import RedisServer
+            >>> server = RedisServer(); hot = DecayingLeaderboard(server.client(), "p", half_life=60)
+            >>> hot.incr("post:1", 4.0, at=0); hot.score("post:1", at=60)
+            2.0
+            >>> server.stop()
+        """
+        return self.plan_incr_many([check_member(member)], [weight], at)
+
+    def plan_incr_many(self, members: Sequence[Any], weights: Sequence[float], at: Any = None) -> Operation[None]:
+        """Add many events in one round trip (lists or numpy arrays).
+
+        ``at`` is None (server time), one epoch time for all events, or one per
+        event. Increments ``w * exp(lambda * (t - L))`` are computed and summed per
+        member on the client, against the landmark L it last saw (read first,
+        one more round trip, when it has seen none); the script rescales them
+        if L has moved since. Each chunk of 10 000 distinct members is applied
+        atomically and at most once (never re-sent once it may have reached
+        the server).
+
+        Example::
+
+            >>> from fastredis.server import RedisServer
+            >>> server = RedisServer(); hot = DecayingLeaderboard(server.client(), "p", half_life=60)
+            >>> hot.incr_many(["a", "b", "a"], [1, 1, 1], at=[0, 5, 9]); hot.count()
+            2
+            >>> server.stop()
+        """
+        if at is None:
+            ms, vs = _decay.aggregate(members, weights, "weight")
+            return self._apply(ms, vs, "now")
+        times = _check_times(at, len(members))
+        if self._landmark is None:
+            return self._read_landmark_then_apply(members, weights, times)
+        return self._apply_at(members, weights, times)
+
+    def _read_landmark_then_apply(self, members: Sequence[Any], weights: Sequence[float], times: Any) -> Steps[None]:
+        raw = yield Plan.one(Call(("GET", self.landmark_key)), _optional_float)
+        self._note_landmark(raw)
+        yield self._apply_at(members, weights, times)
+
+    def _apply_at(self, members: Sequence[Any], weights: Sequence[float], times: Any) -> Plan[None]:
+        t_max = times if isinstance(times, float) else (max(times) if len(times) else 0.0)
+        mode = _decay.choose_landmark(self._landmark, t_max, self.lam)
+        ms, vs = _decay.aggregate_increments(members, weights, times, mode, self.lam)
+        return self._apply(ms, vs, mode)
+
+    def _apply(self, ms: List[Any], vs: List[float], mode: Any) -> Plan[None]:
+        calls = [
+            script_call(_DECAY_INCR, [self.key, self.landmark_key],
+                        [self.lam, _decay.REBASE_EXPONENT, mode, *_interleave(ms[p:p + _CHUNK], vs[p:p + _CHUNK])])
+            for p in range(0, len(ms), _CHUNK)
+        ]
+
+        def interpret(replies: Sequence[Any]) -> None:
+            for reply in replies:
+                self._note_landmark(reply[0])
+
+        return Plan(calls, interpret, batch=True)
+
+    def _note_landmark(self, raw: Any) -> None:
+        if raw not in (b"", "", None):
+            value = float(raw)
+            if self._landmark is None or value > self._landmark:
+                self._landmark = value
+
+    def plan_prune(self, floor: float, at: Optional[float] = None) -> Plan[int]:
+        """Drop members whose |decayed score| at ``at`` is below ``floor``; returns how many.
+
+        This replaces the seed's ``zremrangebyscore(0, weekAgo)``, which
+        treated scores as times.
+
+        Example::
+
+            >>> from fastredis.server import RedisServer
+            >>> server = RedisServer(); hot = DecayingLeaderboard(server.client(), "p", half_life=60)
+            >>> hot.incr_many(["a", "b"], [1, 100], at=0); hot.prune(0.5, at=120)
+            1
+            >>> server.stop()
+        """
+        f = check_finite(floor, "floor")
+        if f < 0:
+            raise ValueError(f"floor must be >= 0, got {floor!r}")
+        t = check_at(at)
+        call = script_call(_PRUNE, [self.key, self.landmark_key], [self.lam, f, "" if t is None else t])
+        return Plan.one(call, int)
+
+    # -- reads ----------------------------------------------------------
+    def plan_score(self, member: Any, at: Optional[float] = None) -> Plan[Optional[float]]:
+        """The decayed score at ``at`` (server time if None), or None if absent.
+
+        Example::
+
+            >>> from fastredis.server import RedisServer
+            >>> server = RedisServer(); hot = DecayingLeaderboard(server.client(), "p", half_life=60)
+            >>> hot.incr("a", 8, at=0); hot.score("a", at=120), hot.score("zed")
+            (2.0, None)
+            >>> server.stop()
+        """
+        around = self._read("around", check_member(member), 0, at)
+        return Plan.one(around.calls[0], lambda reply: _first_score(around.interpret(reply)))
+
+    def plan_rank(self, member: Any) -> Plan[Optional[int]]:
+        """0-based rank, highest decayed score first, None if absent.
+
+        Example::
+
+            >>> from fastredis.server import RedisServer
+            >>> server = RedisServer(); hot = DecayingLeaderboard(server.client(), "p", half_life=60)
+            >>> hot.incr_many(["a", "b"], [1, 2], at=0); hot.rank("a")
+            1
+            >>> server.stop()
+        """
+        return Plan.one(Call(("ZREVRANK", self.key, check_member(member))), _optional_int)
+
+    def plan_top(self, n: int = 10, at: Optional[float] = None) -> Plan[List[Entry]]:
+        """The ``n`` highest decayed scores at ``at``.
+
+        Example::
+
+            >>> from fastredis.server import RedisServer
+            >>> server = RedisServer(); hot = DecayingLeaderboard(server.client(), "p", half_life=60)
+            >>> hot.incr("a", 8, at=0); hot.incr("b", 3, at=120); hot.top(2, at=120)
+            [('b', 3.0), ('a', 2.0)]
+            >>> server.stop()
+        """
+        if check_count(n, "n") == 0:
+            return Plan.done([])
+        return self._read("range", 0, n - 1, at)
+
+    def plan_page(self, number: int, size: int = 10, at: Optional[float] = None) -> Plan[List[Entry]]:
+        """Page ``number`` (0-based) of ``size`` entries, decayed at ``at``.
+
+        Example::
+
+            >>> from fastredis.server import RedisServer
+            >>> server = RedisServer(); hot = DecayingLeaderboard(server.client(), "p", half_life=60)
+            >>> hot.incr_many(["a", "b", "c"], [1, 2, 3], at=0); hot.page(1, 2, at=0)
+            [('a', 1.0)]
+            >>> server.stop()
+        """
+        check_count(number, "number")
+        if check_count(size, "size") == 0:
+            return Plan.done([])
+        return self._read("range", number * size, number * size + size - 1, at)
+
+    def plan_around(self, member: Any, n: int = 5, at: Optional[float] = None) -> Plan[List[Entry]]:
+        """``member`` and up to ``n`` neighbours on each side, decayed, one round trip.
+
+        Example::
+
+            >>> from fastredis.server import RedisServer
+            >>> server = RedisServer(); hot = DecayingLeaderboard(server.client(), "p", half_life=60)
+            >>> hot.incr_many(["a", "b", "c"], [1, 2, 3], at=0); hot.around("b", 1, at=0)
+            [('c', 3.0), ('b', 2.0), ('a', 1.0)]
+            >>> server.stop()
+        """
+        return self._read("around", check_member(member), check_count(n, "n"), at)
+
+    def _read(self, kind: str, a: Any, b: Any, at: Optional[float]) -> Plan[List[Entry]]:
+        t = check_at(at)
+        lam = self.lam
+
+        def interpret(reply: Any) -> List[Entry]:
+            now, landmark, _first, pairs = _parse_range(reply)
+            if landmark is None:
+                return pairs
+            self._note_landmark(landmark)
+            values = _decay.decay_many([s for _, s in pairs], now if t is None else t, landmark, lam)
+            return [(m, v) for (m, _), v in zip(pairs, values)]
+
+        call = script_call(_RANGE, [self.key, self.landmark_key], _range_args(True, kind, a, b), **RAW)
+        return Plan.one(call, interpret)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.key} half_life={self.half_life}>"
+
+
+def _first_score(entries: List[Entry]) -> Optional[float]:
+    return entries[0][1] if entries else None
+
+
+class DecayingLeaderboard(_DecayingPlans):
     """A leaderboard whose scores halve every ``half_life`` seconds (forward decay).
 
     An event of weight ``w`` at time ``t`` counts ``w * 2**-((now - t) / half_life)``
@@ -258,171 +555,16 @@ class DecayingLeaderboard:
         >>> server.stop()
     """
 
-    _incr_script = LuaScript.load("decaying_leaderboard_incr")
-    _range_script = LuaScript.load("leaderboard_range")
-    _prune_script = LuaScript.load("decaying_leaderboard_prune")
-
-    def __init__(self, client: Any, name: Any, *, half_life: float, prefix: str = "lb") -> None:
-        self.client = client
-        self.name = name
-        self.half_life = half_life
-        self.lam = _decay.decay_rate(half_life)
-        self._ks = KeySpace(prefix)
-        self.key = self._ks.tagged(name, "z")
-        self.landmark_key = self._ks.tagged(name, "L")
-        self._landmark: Optional[float] = None  # the last landmark the server told us
-
-    # -- writes ---------------------------------------------------------
-    def incr(self, member: Any, weight: float = 1.0, at: Optional[float] = None) -> None:
-        """Add an event of ``weight`` for ``member`` at ``at`` (server time if None).
-
-        Example: ``hot.incr("post:1", 1.0)``
-        """
-        self.incr_many([check_member(member)], [weight], at)
-
-    def incr_many(self, members: Sequence[Any], weights: Sequence[float], at: Any = None) -> None:
-        """Add many events in one round trip (lists or numpy arrays).
-
-        ``at`` is None (server time), one epoch time for all events, or one per
-        event. Increments ``w * exp(lambda * (t - L))`` are computed and summed per
-        member on the client, against the landmark L it last saw; the script
-        rescales them if L has moved since. Each chunk of 10 000 distinct
-        members is applied atomically and at most once (never re-sent once it
-        may have reached the server).
-
-        Example: ``hot.incr_many(["a", "b", "a"], [1, 1, 1], at=[0, 5, 9])``
-        """
-        if at is None:
-            ms, vs = _decay.aggregate(members, weights, "weight")
-            mode: Any = "now"
-        else:
-            times = _check_times(at, len(members))
-            t_max = times if isinstance(times, float) else (max(times) if len(times) else 0.0)
-            if self._landmark is None:
-                self._landmark = self._read_landmark()
-            mode = _decay.choose_landmark(self._landmark, t_max, self.lam)
-            ms, vs = _decay.aggregate_increments(members, weights, times, mode, self.lam)
-        if not ms:
-            return
-        self._apply(ms, vs, mode)
-
-    def _apply(self, ms: List[Any], vs: List[float], mode: Any) -> None:
-        keys_args = [
-            ([self.key, self.landmark_key],
-             [self.lam, _decay.REBASE_EXPONENT, mode,
-              *_interleave(ms[p:p + _CHUNK], vs[p:p + _CHUNK])])
-            for p in range(0, len(ms), _CHUNK)
-        ]
-        if len(keys_args) == 1:
-            replies = [self._incr_script(self.client, *keys_args[0])]
-        else:
-            pipe = pipeline_for(self.client)
-            for k, a in keys_args:
-                self._incr_script.stage(pipe, k, a)
-            replies = run_pipeline(pipe)
-        for reply in replies:
-            self._note_landmark(reply[0])
-
-    def _note_landmark(self, raw: Any) -> None:
-        if raw not in (b"", "", None):
-            value = float(raw)
-            if self._landmark is None or value > self._landmark:
-                self._landmark = value
-
-    def _read_landmark(self) -> Optional[float]:
-        raw = self.client.execute_command("GET", self.landmark_key)
-        return None if raw is None else float(raw)
-
-    def remove(self, *members: Any) -> int:
-        """Remove members; returns how many were present.
-
-        Example: ``hot.remove("post:1")``
-        """
-        if not members:
-            return 0
-        return int(self.client.execute_command("ZREM", self.key, *[check_member(m) for m in members]))
-
-    def prune(self, floor: float, at: Optional[float] = None) -> int:
-        """Drop members whose |decayed score| at ``at`` is below ``floor``; returns how many.
-
-        This replaces the seed's ``zremrangebyscore(0, weekAgo)``, which
-        treated scores as times.
-
-        Example: ``hot.prune(0.01)``
-        """
-        f = check_finite(floor, "floor")
-        if f < 0:
-            raise ValueError(f"floor must be >= 0, got {floor!r}")
-        t = check_at(at)
-        return int(self._prune_script(self.client, [self.key, self.landmark_key],
-                                      [self.lam, f, "" if t is None else t]))
-
-    # -- reads ----------------------------------------------------------
-    def score(self, member: Any, at: Optional[float] = None) -> Optional[float]:
-        """The decayed score at ``at`` (server time if None), or None if absent.
-
-        Example: ``hot.score("post:1")``
-        """
-        rank, entries = self._around(check_member(member), 0, at)
-        return entries[0][1] if entries else None
-
-    def rank(self, member: Any) -> Optional[int]:
-        """0-based rank, highest decayed score first, None if absent.
-
-        Example: ``hot.rank("post:1")  # -> 0``
-        """
-        r = self.client.execute_command("ZREVRANK", self.key, check_member(member))
-        return None if r is None else int(r)
-
-    def top(self, n: int = 10, at: Optional[float] = None) -> List[Entry]:
-        """The ``n`` highest decayed scores at ``at``.
-
-        Example: ``hot.top(10)``
-        """
-        if _check_count(n, "n") == 0:
-            return []
-        return self._read("range", 0, n - 1, at)[1]
-
-    def page(self, number: int, size: int = 10, at: Optional[float] = None) -> List[Entry]:
-        """Page ``number`` (0-based) of ``size`` entries, decayed at ``at``.
-
-        Example: ``hot.page(1, 20)``
-        """
-        _check_count(number, "number")
-        if _check_count(size, "size") == 0:
-            return []
-        return self._read("range", number * size, number * size + size - 1, at)[1]
-
-    def around(self, member: Any, n: int = 5, at: Optional[float] = None) -> List[Entry]:
-        """``member`` and up to ``n`` neighbours on each side, decayed, one round trip.
-
-        Example: ``hot.around("post:1", 2)``
-        """
-        return self._around(check_member(member), _check_count(n, "n"), at)[1]
-
-    def count(self) -> int:
-        """The number of members.
-
-        Example: ``hot.count()``
-        """
-        return int(self.client.execute_command("ZCARD", self.key))
-
-    def _around(self, member: Any, n: int, at: Optional[float]) -> Tuple[int, List[Entry]]:
-        return self._read("around", member, n, at)
-
-    def _read(self, kind: str, a: Any, b: Any, at: Optional[float]) -> Tuple[int, List[Entry]]:
-        t = check_at(at)
-        reply = self._range_script(self.client, [self.key, self.landmark_key], _range_args(True, kind, a, b), **RAW)
-        now, landmark, first, pairs = _parse_range(reply)
-        if landmark is None:
-            return first, pairs
-        self._note_landmark(landmark)
-        now = now if t is None else t
-        values = _decay.decay_many([s for _, s in pairs], now, landmark, self.lam)
-        return first, [(m, v) for (m, _), v in zip(pairs, values)]
-
-    def __repr__(self) -> str:
-        return f"<DecayingLeaderboard {self.key} half_life={self.half_life}>"
+    incr = sync_operation(_DecayingPlans.plan_incr)
+    incr_many = sync_operation(_DecayingPlans.plan_incr_many)
+    remove = sync_operation(_DecayingPlans.plan_remove)
+    prune = sync_operation(_DecayingPlans.plan_prune)
+    score = sync_operation(_DecayingPlans.plan_score)
+    rank = sync_operation(_DecayingPlans.plan_rank)
+    top = sync_operation(_DecayingPlans.plan_top)
+    page = sync_operation(_DecayingPlans.plan_page)
+    around = sync_operation(_DecayingPlans.plan_around)
+    count = sync_operation(_DecayingPlans.plan_count)
 
 
 def _check_times(at: Any, n: int) -> Any:
@@ -433,10 +575,14 @@ def _check_times(at: Any, n: int) -> Any:
         return t
     if hasattr(at, "tolist"):
         at = at.tolist()
+    if isinstance(at, (str, bytes)) or not hasattr(at, "__iter__"):
+        raise TypeError(f"at must be epoch seconds or a sequence of them, got {type(at).__name__}")
     times = list(at)
     if len(times) != n:
         raise ValueError(f"members and at differ in length ({n} != {len(times)})")
     for t in times:
-        if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or t < 0:
+        if isinstance(t, bool) or not isinstance(t, (int, float)):
+            raise TypeError(f"at must hold epoch seconds, got {type(t).__name__}")
+        if not math.isfinite(t) or t < 0:
             raise ValueError(f"at must hold finite epoch seconds >= 0, got {t!r}")
     return times

@@ -1,5 +1,6 @@
-"""Distributed locks: :class:`Lock` on one Redis, :class:`Redlock` over N masters,
-and :func:`fenced_write`, the storage-side check that makes a lock safe.
+"""Distributed locks: :class:`Lock` on one Redis (:class:`~fastredis.Redlock`
+over N masters lives in :mod:`fastredis.patterns.redlock`), and
+:func:`fenced_write`, the storage-side check that makes a lock safe.
 
 A lock on its own is safe only while its holder runs on time: a holder paused
 (GC, SIGSTOP, swap) past its ttl still believes it holds the lock while a new
@@ -23,27 +24,24 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
-import random
 import secrets
 import threading
 import time
 import weakref
-from concurrent.futures import Future, ThreadPoolExecutor, as_completed, wait
-from concurrent.futures import TimeoutError as _FuturesTimeout
-from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
-
-import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
+from typing import Any, Callable, Iterator, Optional, Sequence, Tuple, Union
 
 from .._text import check_finite, to_str
 from ..exceptions import LockError, LockNotOwnedError
+from .. import metrics as _metrics
 from ..keys import KeyPart, KeySpace
-from ..scripts import LuaScript
+from ..scripts import LuaScript, run
+from ._clients import check_sync_client
+from ._plan import Call, Listen, Plan, Sleep, Steps, Subscribe, script_call, sync_operation
 
-__all__ = ["Lock", "Redlock", "fenced_write", "fence_key_for"]
+__all__ = ["Lock", "fenced_write", "fence_key_for", "plan_fenced_write", "SyncHold", "AsyncHold"]
 
 log = logging.getLogger("fastredis.lock")
 
@@ -60,8 +58,14 @@ _TOMBSTONE_MS = 10_000
 
 # -- argument checks ---------------------------------------------------------
 
-def _check_ttl(value: Any, name: str) -> int:
-    """Seconds (finite, > 0) as whole milliseconds >= 1."""
+def check_ttl(value: Any, name: str) -> int:
+    """Seconds (finite, > 0) as whole milliseconds >= 1 (``TypeError`` for a non-number).
+
+    Example::
+
+        >>> check_ttl(1.5, "ttl")
+        1500
+    """
     seconds = check_finite(value, name)
     if seconds <= 0 or seconds > _MAX_TTL:
         raise ValueError(f"{name} must be > 0 and <= {_MAX_TTL} seconds, got {value!r}")
@@ -77,17 +81,18 @@ def _check_timeout(value: Any, name: str = "timeout") -> Optional[float]:
     return seconds
 
 
-def _check_count(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"{name} must be an int >= 0, got {value!r}")
-    return value
+def new_token() -> str:
+    """A fresh owner token: 128 random bits as hex.
 
+    Example::
 
-def _new_token() -> str:
+        >>> len(new_token())
+        32
+    """
     return secrets.token_hex(16)
 
 
-# -- commands built / replies interpreted (shared with an async twin) -------
+# -- commands built / replies interpreted -----------------------------------
 
 def _acquire_args(keys: Tuple[str, str], token: str, ttl_ms: int) -> Tuple[Tuple[str, str], Tuple[Any, ...]]:
     return keys, (token, ttl_ms)
@@ -111,29 +116,427 @@ def _parse_release(reply: Any) -> bool:
 
 
 def _extend_args(keys: Tuple[str, str], token: str, ms: int, add: bool) -> Tuple[Tuple[str, str], Tuple[Any, ...]]:
-    return keys, (token, ms, "add" if add else "set", _new_token() if add else "")
+    return keys, (token, ms, "add" if add else "set", new_token() if add else "")
 
 
-def _parse_extend(reply: Any) -> int:
-    """The new remaining ttl in ms, or 0 when the lock is not ours."""
-    return int(reply)
+def acquire_plan(keys: Tuple[str, str], token: str, ttl_ms: int) -> Plan[Tuple[bool, int, int]]:
+    """One try of the acquire script: ``(acquired, fencing_token, pttl_ms)``.
+
+    Example::
+
+        >>> acquire_plan(("lock:{x}", "lock:{x}:state"), "tok", 1000).calls[0].args[3:]
+        ('lock:{x}', 'lock:{x}:state', 'tok', 1000)
+    """
+    return Plan.one(script_call(_ACQUIRE, *_acquire_args(keys, token, ttl_ms)), _parse_acquire)
 
 
-def _release_on_exit(lock: Union["Lock", "Redlock"], exc_type: Any) -> None:
-    """``with`` exit: release if held here; a lost lock raises unless an
-    exception from the body is already in flight (it is not masked)."""
-    if lock.token is None or lock._pid != os.getpid():
-        return  # not held here (a forked child leaves its parent's lock alone)
+def release_plan(space: KeySpace, name: KeyPart, key: str, token: str, channel: str, ttl_ms: int) -> Plan[bool]:
+    """The release script for ``token``: True when released (now or by a replay).
+
+    Example::
+
+        >>> release_plan(KeySpace("lock"), "x", "lock:{x}", "tok", "", 5000).calls[0].args[3:5]
+        ('lock:{x}', 'lock:{x}:done:tok')
+    """
+    keys, args = _release_args(key, space.tagged(name, "done", token), token, channel, ttl_ms)
+    return Plan.one(script_call(_RELEASE, keys, args), _parse_release)
+
+
+def extend_plan(keys: Tuple[str, str], token: str, ms: int, add: bool) -> Plan[int]:
+    """The extend script: the new remaining ttl in ms, or 0 when the lock is not ours.
+
+    Example::
+
+        >>> extend_plan(("lock:{x}", "lock:{x}:state"), "tok", 1000, False).calls[0].args[5:8]
+        ('tok', 1000, 'set')
+    """
+    return Plan.one(script_call(_EXTEND, *_extend_args(keys, token, ms, add)), int)
+
+
+def held_here(lock: Any) -> bool:
+    """Whether ``lock`` is held by this process (a ``with`` exit releases only then:
+    a forked child leaves its parent's lock alone).
+
+    Example::
+
+        >>> class Free: token = None
+        >>> held_here(Free())
+        False
+    """
+    return lock.token is not None and lock._pid == os.getpid()
+
+
+@contextlib.contextmanager
+def keep_body_error(exc_type: Any) -> Iterator[None]:
+    """Around a ``with`` exit's release: a lost lock raises
+    :class:`LockNotOwnedError`, unless an exception from the body is already
+    in flight (which it must not mask).
+
+    Example::
+
+        >>> with keep_body_error(KeyError):
+        ...     raise LockNotOwnedError("lost while the body failed")
+    """
     try:
-        lock.release()
+        yield
     except LockNotOwnedError:
         if exc_type is None:
             raise
 
 
+class _Hold:
+    key: str
+
+    def _not_taken(self) -> str:
+        return f"could not acquire {self.key!r}"
+
+
+class SyncHold(_Hold):
+    """``with`` for a lock shell: acquire (LockError if not taken), then release
+    on exit if held here, without masking an exception from the body.
+
+    Example::
+
+        >>> class Fake(SyncHold):
+        ...     token, key, _pid = None, "k", os.getpid()
+        ...     def acquire(self): self.token = "t"; return True
+        ...     def release(self): self.token = None
+        >>> with Fake() as held: held.token
+        't'
+    """
+
+    def __enter__(self) -> Any:
+        if not self.acquire():  # type: ignore[attr-defined]
+            raise LockError(self._not_taken())
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if held_here(self):
+            with keep_body_error(exc_type):
+                self.release()  # type: ignore[attr-defined]
+
+
+class AsyncHold(_Hold):
+    """``async with`` for an asyncio lock shell (see :class:`SyncHold`).
+
+    Example::
+
+        >>> import asyncio
+        >>> class Fake(AsyncHold):
+        ...     token, key, _pid = None, "k", os.getpid()
+        ...     async def acquire(self): self.token = "t"; return True
+        ...     async def release(self): self.token = None
+        >>> async def main():
+        ...     async with Fake() as held:
+        ...         return held.token
+        >>> asyncio.run(main())
+        't'
+    """
+
+    async def __aenter__(self) -> Any:
+        if not await self.acquire():  # type: ignore[attr-defined]
+            raise LockError(self._not_taken())
+        return self
+
+    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if held_here(self):
+            with keep_body_error(exc_type):
+                await self.release()  # type: ignore[attr-defined]
+
+
+class Renewal:
+    """When a watchdog renews a held lock, and when it gives it up as lost (no I/O).
+
+    Renew every ttl/3; a renewal that finds the lock gone, or no successful
+    renewal for a whole ttl (the server unreachable), means lost.
+
+    Example::
+
+        >>> r = Renewal(("lock:{x}", "lock:{x}:state"), "tok", 900)
+        >>> r.period, r.still_valid(r.last_ok + 0.5), r.still_valid(r.last_ok + 1.0)
+        (0.3, True, False)
+    """
+
+    __slots__ = ("keys", "token", "ttl_ms", "period", "last_ok")
+
+    def __init__(self, keys: Tuple[str, str], token: str, ttl_ms: int) -> None:
+        self.keys = keys
+        self.token = token
+        self.ttl_ms = ttl_ms
+        self.period = ttl_ms / 3000.0
+        self.last_ok = time.monotonic()
+
+    def plan(self) -> Plan[bool]:
+        """One renewal: True while the lock is still ours."""
+        extend = extend_plan(self.keys, self.token, self.ttl_ms, add=False)
+        return Plan.one(extend.calls[0], self._judge)
+
+    def _judge(self, reply: Any) -> bool:
+        alive = int(reply) > 0
+        if alive:
+            self.last_ok = time.monotonic()
+        return alive
+
+    def still_valid(self, now: float) -> bool:
+        """After a failed renewal (an outage): may the lock still be ours?"""
+        return now - self.last_ok < self.ttl_ms / 1000.0
+
+
 # -- Lock --------------------------------------------------------------------
 
-class Lock:
+class _LockPlans:
+    """What a :class:`Lock` decides (no I/O), shared with its asyncio twin:
+    the acquire steps (try, subscribe, try again, wait for a release or the
+    holder's pttl), release, extend, and the state of the current hold."""
+
+    _check_client: Callable[[Any, str], Any] = staticmethod(check_sync_client)
+
+    def __init__(
+        self,
+        client: Any,
+        name: KeyPart,
+        *,
+        ttl: float = 10.0,
+        auto_renew: bool = False,
+        on_lost: Optional[Callable[[Any], Any]] = None,
+        prefix: str = "lock",
+    ) -> None:
+        if on_lost is not None and not callable(on_lost):
+            raise TypeError(f"on_lost must be callable or None, got {type(on_lost).__name__}")
+        if not isinstance(auto_renew, bool):
+            raise TypeError(f"auto_renew must be a bool, got {auto_renew!r}")
+        self._ttl_ms = check_ttl(ttl, "ttl")
+        self.client = self._check_client(client, type(self).__name__)
+        self.name = name
+        space = KeySpace(prefix)
+        self.key: str = space.tagged(name)
+        self.state_key: str = space.tagged(name, "state")
+        self.channel: str = space.tagged(name, "released")
+        self._space = space
+        self.ttl: float = self._ttl_ms / 1000.0
+        self.auto_renew = auto_renew
+        self.on_lost = on_lost
+        #: The owner token of the current hold (None when not held).
+        self.token: Optional[str] = None
+        #: The fencing token of the current (or last) hold.
+        self.fencing_token: Optional[int] = None
+        self._lost = False
+        self._pid = os.getpid()
+        self._trying: Optional[str] = None  # the token of an acquire in progress
+
+    @property
+    def _keys(self) -> Tuple[str, str]:
+        return (self.key, self.state_key)
+
+    # -- acquire -----------------------------------------------------------
+    def plan_acquire(self, blocking: bool = True, timeout: Optional[float] = None) -> Steps[bool]:
+        """Take the lock; True when taken, False when ``blocking=False`` or
+        ``timeout`` (seconds) ran out.
+
+        Example::
+
+            >>> from fastredis.server import RedisServer
+            >>> server = RedisServer(); r = server.client()
+            >>> a, b = Lock(r, "x"), Lock(r, "x")
+            >>> a.acquire(), b.acquire(timeout=0.1)
+            (True, False)
+            >>> server.stop()
+        """
+        if not isinstance(blocking, bool):
+            raise TypeError(f"blocking must be a bool, got {blocking!r}")
+        timeout = _check_timeout(timeout)
+        if not blocking and timeout is not None:
+            raise ValueError("timeout cannot be given with blocking=False")
+        if self.token is not None and not self._lost and self._pid == os.getpid():
+            raise LockError(f"{self.key!r} is already held by this Lock object; Lock is not reentrant")
+        steps = self._acquire_steps(blocking, timeout)
+        return _metrics.timed_acquire(self, steps) if _metrics.ON else steps
+
+    def _acquire_steps(self, blocking: bool, timeout: Optional[float]) -> Steps[bool]:
+        token = new_token()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        ok, fence, pttl = yield from self._try(token)
+        if ok:
+            return self._took(token, fence)
+        if not blocking or timeout == 0:
+            return False
+        # Subscribe first and wait for the confirmation, then try again: a
+        # release published after that try cannot be missed. Each wake-up
+        # (a release, or the holder's pttl running out: a crashed holder
+        # publishes nothing) is followed by exactly one try. If the waiting
+        # connection dies (CLIENT KILL, restart), a release may have been
+        # missed: subscribe on a new connection and try again.
+        subscribed: Optional[bool] = False
+        while True:
+            if not subscribed:
+                wait_s = self.ttl if deadline is None else max(0.0, deadline - time.monotonic())
+                subscribed = yield Subscribe(self.channel, wait_s)
+            ok, fence, pttl = yield from self._try(token)
+            if ok:
+                return self._took(token, fence)
+            wait_s = (pttl + 1) / 1000.0 if pttl > 0 else self.ttl
+            if deadline is not None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                wait_s = min(wait_s, remaining)
+            if subscribed is None:  # the client cannot subscribe (an asyncio cluster): sleep
+                yield Sleep(min(wait_s, 0.1))
+                continue
+            if not subscribed:
+                yield Sleep(min(wait_s, 0.05))  # lost the subscription: back off briefly
+                continue
+            heard = yield Listen(wait_s)
+            if heard is None:
+                log.debug("waiting connection of %r lost; resubscribing", self.key)
+                subscribed = False
+
+    def _try(self, token: str) -> Steps[Tuple[bool, int, int]]:
+        # While the script is in flight, _trying names its token: a shell whose
+        # acquire is interrupted there (an asyncio cancellation) releases it.
+        self._trying = token
+        result = yield acquire_plan(self._keys, token, self._ttl_ms)
+        self._trying = None
+        return result
+
+    def _took(self, token: str, fence: int) -> bool:
+        self.token = token
+        self.fencing_token = fence
+        self._lost = False
+        self._pid = os.getpid()
+        return True
+
+    # -- release / extend -----------------------------------------------------
+    def _held_token(self, action: str) -> str:
+        if self.token is None:
+            raise LockError(f"cannot {action} {self.key!r}: this Lock object does not hold it")
+        if self._pid != os.getpid():
+            raise LockError(
+                f"cannot {action} {self.key!r}: it was acquired by process {self._pid}, "
+                "a forked child does not own its parent's lock"
+            )
+        return self.token
+
+    def plan_release(self) -> Plan[None]:
+        """Release the lock; raises :class:`LockNotOwnedError` when it expired or
+        another owner holds it (whose key is left untouched).
+
+        Example::
+
+            >>> from fastredis.server import RedisServer
+            >>> server = RedisServer(); r = server.client()
+            >>> lock = Lock(r, "x", ttl=0.05); lock.acquire()
+            True
+            >>> import time; time.sleep(0.1)
+            >>> try:
+            ...     lock.release()
+            ... except LockNotOwnedError:
+            ...     print("expired")
+            expired
+            >>> server.stop()
+        """
+        token = self._held_token("release")
+        release = release_plan(self._space, self.name, self.key, token, self.channel, self._ttl_ms)
+
+        def interpret(reply: Any) -> None:
+            known_lost, self._lost = self._lost, False
+            self.token = None
+            if not release.interpret(reply):
+                if _metrics.ON and not known_lost:  # a watchdog that gave up counted it already
+                    _metrics.lock_lost(self)
+                raise LockNotOwnedError(f"cannot release {self.key!r}: the lock expired or has another owner")
+
+        return Plan.one(release.calls[0], interpret)
+
+    def plan_extend(self, additional: Optional[float] = None) -> Plan[float]:
+        """Extend the hold; returns the new remaining ttl in seconds.
+
+        ``additional=None`` resets the remaining ttl to ``ttl``; a number of
+        seconds adds to the remaining ttl. Raises :class:`LockNotOwnedError`
+        when the lock is no longer ours.
+
+        Example::
+
+            >>> from fastredis.server import RedisServer
+            >>> server = RedisServer(); r = server.client()
+            >>> lock = Lock(r, "x", ttl=10); lock.acquire()
+            True
+            >>> 19 < lock.extend(10) <= 20
+            True
+            >>> lock.extend()
+            10.0
+            >>> server.stop()
+        """
+        token = self._held_token("extend")
+        if additional is None:
+            ms, add = self._ttl_ms, False
+        else:
+            ms, add = check_ttl(additional, "additional"), True
+
+        def interpret(reply: Any) -> float:
+            new_ms = int(reply)
+            if new_ms <= 0:
+                if _metrics.ON and not self._lost:
+                    _metrics.lock_lost(self)
+                self._lost = True
+                raise LockNotOwnedError(f"cannot extend {self.key!r}: the lock expired or has another owner")
+            return new_ms / 1000.0
+
+        return Plan.one(extend_plan(self._keys, token, ms, add).calls[0], interpret)
+
+    # -- state ----------------------------------------------------------------
+    def plan_locked(self) -> Plan[bool]:
+        """True when anyone holds the lock.
+
+        Example::
+
+            >>> from fastredis.server import RedisServer
+            >>> server = RedisServer(); r = server.client()
+            >>> Lock(r, "x").locked()
+            False
+            >>> server.stop()
+        """
+        return Plan.one(Call(("EXISTS", self.key)), bool)
+
+    def plan_owned(self) -> Plan[bool]:
+        """True when this object holds the lock right now (asks Redis).
+
+        Example::
+
+            >>> from fastredis.server import RedisServer
+            >>> server = RedisServer(); r = server.client()
+            >>> lock = Lock(r, "x"); lock.owned()
+            False
+            >>> lock.acquire(); lock.owned()
+            True
+            True
+            >>> server.stop()
+        """
+        token = self.token
+        if token is None or self._lost or self._pid != os.getpid():
+            return Plan.done(False)
+        return Plan.one(Call(("GET", self.key)), lambda held: to_str(held) == token)
+
+    def _mark_lost(self) -> None:
+        if _metrics.ON and not self._lost:
+            _metrics.lock_lost(self)
+        self._lost = True
+        if self.on_lost is not None:
+            try:
+                self.on_lost(self)
+            except Exception:
+                log.exception("on_lost callback of %r raised", self.key)
+
+    def _renewal(self) -> Renewal:
+        assert self.token is not None
+        return Renewal(self._keys, self.token, self._ttl_ms)
+
+    def __repr__(self) -> str:
+        state = "held" if self.token is not None and not self._lost else "free"
+        return f"<{type(self).__name__} {self.key!r} ttl={self.ttl} {state} fencing_token={self.fencing_token}>"
+
+
+class Lock(_LockPlans, SyncHold):
     """A lock on one Redis, with fencing tokens, optional renewal and waiting
     without polling.
 
@@ -177,275 +580,41 @@ class Lock:
         >>> server.stop()
     """
 
-    def __init__(
-        self,
-        client: "redis.Redis",
-        name: KeyPart,
-        *,
-        ttl: float = 10.0,
-        auto_renew: bool = False,
-        on_lost: Optional[Callable[["Lock"], Any]] = None,
-        prefix: str = "lock",
-    ) -> None:
-        if on_lost is not None and not callable(on_lost):
-            raise TypeError(f"on_lost must be callable or None, got {type(on_lost).__name__}")
-        if not isinstance(auto_renew, bool):
-            raise TypeError(f"auto_renew must be a bool, got {auto_renew!r}")
-        self.client = client
-        self.name = name
-        space = KeySpace(prefix)
-        self.key: str = space.tagged(name)
-        self.state_key: str = space.tagged(name, "state")
-        self.channel: str = space.tagged(name, "released")
-        self._space = space
-        self._ttl_ms = _check_ttl(ttl, "ttl")
-        self.ttl: float = self._ttl_ms / 1000.0
-        self.auto_renew = auto_renew
-        self.on_lost = on_lost
-        #: The owner token of the current hold (None when not held).
-        self.token: Optional[str] = None
-        #: The fencing token of the current (or last) hold.
-        self.fencing_token: Optional[int] = None
-        self._lost = False
-        self._pid = os.getpid()
-        self._watchdog: Optional[_Watchdog] = None
+    _watchdog: "Optional[_Watchdog]" = None
+    locked = sync_operation(_LockPlans.plan_locked)
+    owned = sync_operation(_LockPlans.plan_owned)
 
-    @property
-    def _keys(self) -> Tuple[str, str]:
-        return (self.key, self.state_key)
-
-    # -- acquire -----------------------------------------------------------
     def acquire(self, blocking: bool = True, timeout: Optional[float] = None) -> bool:
-        """Take the lock; True when taken, False when ``blocking=False`` or
-        ``timeout`` (seconds) ran out.
-
-        Example::
-
-            >>> from fastredis.server import RedisServer
-            >>> server = RedisServer(); r = server.client()
-            >>> a, b = Lock(r, "x"), Lock(r, "x")
-            >>> a.acquire(), b.acquire(timeout=0.1)
-            (True, False)
-            >>> server.stop()
-        """
-        if not isinstance(blocking, bool):
-            raise TypeError(f"blocking must be a bool, got {blocking!r}")
-        timeout = _check_timeout(timeout)
-        if not blocking and timeout is not None:
-            raise ValueError("timeout cannot be given with blocking=False")
-        if self.token is not None and not self._lost and self._pid == os.getpid():
-            raise LockError(f"{self.key!r} is already held by this Lock object; Lock is not reentrant")
-        token = _new_token()
-        deadline = None if timeout is None else time.monotonic() + timeout
-        ok, fence, pttl = self._try(token)
-        if ok:
-            self._took(token, fence)
-            return True
-        if not blocking or timeout == 0:
-            return False
-        return self._wait(token, pttl, deadline)
-
-    def _try(self, token: str) -> Tuple[bool, int, int]:
-        keys, args = _acquire_args(self._keys, token, self._ttl_ms)
-        return _parse_acquire(_ACQUIRE(self.client, keys, args))
-
-    def _wait(self, token: str, pttl: int, deadline: Optional[float]) -> bool:
-        # Subscribe first and wait for the confirmation, then try again: a
-        # release published after that try cannot be missed. Each wake-up
-        # (a release, or the holder's pttl running out: a crashed holder
-        # publishes nothing) is followed by exactly one try. If the waiting
-        # connection dies (CLIENT KILL, restart), a release may have been
-        # missed: subscribe on a new connection and try again.
-        pubsub = None
-        try:
-            while True:
-                if pubsub is None:
-                    pubsub = self.client.pubsub()
-                    pubsub.subscribe(self.channel)  # raises if the server is unreachable
-                    if not self._await_subscribed(pubsub, deadline):
-                        pubsub.close()
-                        pubsub = None
-                ok, fence, pttl = self._try(token)
-                if ok:
-                    self._took(token, fence)
-                    return True
-                wait_s = (pttl + 1) / 1000.0 if pttl > 0 else self.ttl
-                if deadline is not None:
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        return False
-                    wait_s = min(wait_s, remaining)
-                if pubsub is None:
-                    time.sleep(min(wait_s, 0.05))  # lost the subscription: back off briefly
-                    continue
-                try:
-                    pubsub.get_message(timeout=wait_s)
-                except redis.exceptions.ConnectionError as exc:
-                    log.debug("waiting connection of %r lost (%r); resubscribing", self.key, exc)
-                    pubsub.close()
-                    pubsub = None
-        finally:
-            if pubsub is not None:
-                pubsub.close()
-
-    def _await_subscribed(self, pubsub: Any, deadline: Optional[float]) -> bool:
-        """True once the server confirmed the subscription; False when the
-        connection died first (or the deadline passed)."""
-        try:
-            while True:
-                wait_s = self.ttl if deadline is None else max(0.0, deadline - time.monotonic())
-                message = pubsub.get_message(timeout=wait_s)
-                if message is not None and message.get("type") == "subscribe":
-                    return True
-                if deadline is not None and time.monotonic() >= deadline:
-                    return False
-        except redis.exceptions.ConnectionError:
-            return False
-
-    def _took(self, token: str, fence: int) -> None:
-        self.token = token
-        self.fencing_token = fence
-        self._lost = False
-        self._pid = os.getpid()
-        if self.auto_renew:
+        ok = run(self.client, self.plan_acquire(blocking, timeout))
+        if ok and self.auto_renew:
             self._watchdog = _Watchdog(self)
-
-    # -- release / extend -----------------------------------------------------
-    def _held_token(self, action: str) -> str:
-        if self.token is None:
-            raise LockError(f"cannot {action} {self.key!r}: this Lock object does not hold it")
-        if self._pid != os.getpid():
-            raise LockError(
-                f"cannot {action} {self.key!r}: it was acquired by process {self._pid}, "
-                "a forked child does not own its parent's lock"
-            )
-        return self.token
+        return ok
 
     def release(self) -> None:
-        """Release the lock; raises :class:`LockNotOwnedError` when it expired or
-        another owner holds it (whose key is left untouched).
-
-        Example::
-
-            >>> from fastredis.server import RedisServer
-            >>> server = RedisServer(); r = server.client()
-            >>> lock = Lock(r, "x", ttl=0.05); lock.acquire()
-            True
-            >>> import time; time.sleep(0.1)
-            >>> try:
-            ...     lock.release()
-            ... except LockNotOwnedError:
-            ...     print("expired")
-            expired
-            >>> server.stop()
-        """
-        token = self._held_token("release")
         self._stop_watchdog()
-        keys, args = _release_args(self.key, self._space.tagged(self.name, "done", token),
-                                   token, self.channel, self._ttl_ms)
-        released = _parse_release(_RELEASE(self.client, keys, args))
-        self.token = None
-        self._lost = False
-        if not released:
-            raise LockNotOwnedError(f"cannot release {self.key!r}: the lock expired or has another owner")
+        run(self.client, self.plan_release())
 
     def extend(self, additional: Optional[float] = None) -> float:
-        """Extend the hold; returns the new remaining ttl in seconds.
-
-        ``additional=None`` resets the remaining ttl to ``ttl``; a number of
-        seconds adds to the remaining ttl. Raises :class:`LockNotOwnedError`
-        when the lock is no longer ours.
-
-        Example::
-
-            >>> from fastredis.server import RedisServer
-            >>> server = RedisServer(); r = server.client()
-            >>> lock = Lock(r, "x", ttl=10); lock.acquire()
-            True
-            >>> 19 < lock.extend(10) <= 20
-            True
-            >>> lock.extend()
-            10.0
-            >>> server.stop()
-        """
-        token = self._held_token("extend")
-        if additional is None:
-            ms, add = self._ttl_ms, False
-        else:
-            ms, add = _check_ttl(additional, "additional"), True
-        keys, args = _extend_args(self._keys, token, ms, add)
-        new_ms = _parse_extend(_EXTEND(self.client, keys, args))
-        if new_ms <= 0:
-            self._lost = True
+        try:
+            return run(self.client, self.plan_extend(additional))
+        except LockNotOwnedError:
             self._stop_watchdog()
-            raise LockNotOwnedError(f"cannot extend {self.key!r}: the lock expired or has another owner")
-        return new_ms / 1000.0
+            raise
 
-    # -- state ----------------------------------------------------------------
-    def locked(self) -> bool:
-        """True when anyone holds the lock.
+    for _op in (acquire, release, extend):  # the plans document the operations
+        _op.__doc__ = getattr(_LockPlans, "plan_" + _op.__name__).__doc__
+    del _op
 
-        Example::
-
-            >>> from fastredis.server import RedisServer
-            >>> server = RedisServer(); r = server.client()
-            >>> Lock(r, "x").locked()
-            False
-            >>> server.stop()
-        """
-        return bool(self.client.exists(self.key))
-
-    def owned(self) -> bool:
-        """True when this object holds the lock right now (asks Redis).
-
-        Example::
-
-            >>> from fastredis.server import RedisServer
-            >>> server = RedisServer(); r = server.client()
-            >>> lock = Lock(r, "x"); lock.owned()
-            False
-            >>> lock.acquire(); lock.owned()
-            True
-            True
-            >>> server.stop()
-        """
-        token = self.token
-        if token is None or self._lost or self._pid != os.getpid():
-            return False
-        return to_str(self.client.get(self.key)) == token
-
-    # -- watchdog ---------------------------------------------------------
     def _stop_watchdog(self) -> None:
         dog, self._watchdog = self._watchdog, None
         if dog is not None:
             dog.stop()
-
-    def _mark_lost(self) -> None:
-        self._lost = True
-        if self.on_lost is not None:
-            try:
-                self.on_lost(self)
-            except Exception:
-                log.exception("on_lost callback of %r raised", self.key)
-
-    # -- context manager -------------------------------------------------------
-    def __enter__(self) -> "Lock":
-        if not self.acquire():
-            raise LockError(f"could not acquire {self.key!r}")
-        return self
-
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        _release_on_exit(self, exc_type)
 
     def __del__(self) -> None:
         try:
             self._stop_watchdog()
         except Exception:
             pass
-
-    def __repr__(self) -> str:
-        state = "held" if self.token is not None and not self._lost else "free"
-        return f"<Lock {self.key!r} ttl={self.ttl} {state} fencing_token={self.fencing_token}>"
 
 
 class _Watchdog:
@@ -463,10 +632,9 @@ class _Watchdog:
     def __init__(self, lock: Lock) -> None:
         self._stop = threading.Event()
         self._finalizer = weakref.finalize(lock, self._stop.set)
-        assert lock.token is not None
         self._thread = threading.Thread(
             target=_renew_loop,
-            args=(weakref.ref(lock), self._stop, lock.client, lock._keys, lock.token, lock._ttl_ms),
+            args=(weakref.ref(lock), self._stop, lock.client, lock._renewal()),
             name=f"fastredis-lock-watchdog {lock.key}",
             daemon=True,
         )
@@ -479,25 +647,19 @@ class _Watchdog:
             self._thread.join(timeout=1.0)
 
 
-def _renew_loop(ref: "weakref.ref[Lock]", stop: threading.Event, client: Any,
-                keys: Tuple[str, str], token: str, ttl_ms: int) -> None:
-    period = ttl_ms / 3000.0
-    last_ok = time.monotonic()
+def _renew_loop(ref: "weakref.ref[Lock]", stop: threading.Event, client: Any, renewal: Renewal) -> None:
     pid = os.getpid()
-    while not stop.wait(period):
+    while not stop.wait(renewal.period):
         if os.getpid() != pid:
             return
         lock = ref()
         if lock is None:
             return
         try:
-            _, args = _extend_args(keys, token, ttl_ms, add=False)
-            alive = _parse_extend(_EXTEND(client, keys, args)) > 0
-            if alive:
-                last_ok = time.monotonic()
+            alive = run(client, renewal.plan())
         except Exception as exc:  # a transient outage: try again next period
-            log.warning("renewing %r failed: %r", keys[0], exc)
-            alive = time.monotonic() - last_ok < ttl_ms / 1000.0
+            log.warning("renewing %r failed: %r", renewal.keys[0], exc)
+            alive = renewal.still_valid(time.monotonic())
         if not alive:
             if not stop.is_set():
                 lock._mark_lost()
@@ -545,8 +707,41 @@ def fence_key_for(key: Union[str, bytes]) -> Union[str, bytes]:
     return fence.decode("utf-8", "surrogateescape") if isinstance(key, str) else fence
 
 
+def plan_fenced_write(
+    key: Union[str, bytes],
+    value: Union[str, bytes, int, float],
+    fencing_token: int,
+    *,
+    fence_key: Union[str, bytes, None] = None,
+) -> Plan[bool]:
+    """The plan of :func:`fenced_write` (no I/O): the checked arguments and the script.
+
+    Example::
+
+        >>> plan_fenced_write("doc", "v", 7).calls[0].args[3:]
+        ('doc', '{doc}:fence', 7, 'v')
+    """
+    if isinstance(fencing_token, bool) or not isinstance(fencing_token, int):
+        raise TypeError(f"fencing_token must be an int, got {type(fencing_token).__name__}")
+    if not 1 <= fencing_token <= _MAX_FENCE:
+        raise ValueError(f"fencing_token must be in 1..2**53, got {fencing_token!r}")
+    if isinstance(value, bool) or not isinstance(value, (str, bytes, bytearray, memoryview, int, float)):
+        raise TypeError(f"value must be str, bytes, int or float, got {type(value).__name__}")
+    if isinstance(value, float):
+        check_finite(value, "value")
+    if fence_key is None:
+        fence_key = fence_key_for(key)
+    elif not isinstance(fence_key, (str, bytes)) or not fence_key:
+        raise TypeError("fence_key must be a non-empty str or bytes")
+    return Plan.one(script_call(_FENCED_WRITE, (key, fence_key), (fencing_token, value)), _is_one)
+
+
+def _is_one(reply: Any) -> bool:
+    return int(reply) == 1
+
+
 def fenced_write(
-    client: "redis.Redis",
+    client: Any,
     key: Union[str, bytes],
     value: Union[str, bytes, int, float],
     fencing_token: int,
@@ -572,317 +767,4 @@ def fenced_write(
         b'new'
         >>> server.stop()
     """
-    if isinstance(fencing_token, bool) or not isinstance(fencing_token, int):
-        raise TypeError(f"fencing_token must be an int, got {type(fencing_token).__name__}")
-    if not 1 <= fencing_token <= _MAX_FENCE:
-        raise ValueError(f"fencing_token must be in 1..2**53, got {fencing_token!r}")
-    if isinstance(value, bool) or not isinstance(value, (str, bytes, bytearray, memoryview, int, float)):
-        raise TypeError(f"value must be str, bytes, int or float, got {type(value).__name__}")
-    if isinstance(value, float):
-        check_finite(value, "value")
-    if fence_key is None:
-        fence_key = fence_key_for(key)
-    elif not isinstance(fence_key, (str, bytes)) or not fence_key:
-        raise TypeError("fence_key must be a non-empty str or bytes")
-    return int(_FENCED_WRITE(client, (key, fence_key), (fencing_token, value))) == 1
-
-
-# -- Redlock ----------------------------------------------------------------------
-
-def _no_retry_clone(client: Any, node_timeout: float) -> "redis.Redis":
-    """A client on the same server whose every call gives up after ``node_timeout``
-    seconds, with no automatic retry (so a dead node costs one timeout, not ten)."""
-    if isinstance(client, str):
-        client = redis.Redis.from_url(client)
-    pool = getattr(client, "connection_pool", None)
-    if pool is None or not hasattr(pool, "connection_kwargs"):
-        raise TypeError(f"Redlock needs redis.Redis clients (or URLs), got {type(client).__name__}")
-    kwargs = dict(pool.connection_kwargs)
-    kwargs.update(
-        socket_timeout=node_timeout,
-        socket_connect_timeout=node_timeout,
-        retry=Retry(NoBackoff(), 0),
-        retry_on_error=[],
-        retry_on_timeout=False,
-    )
-    new_pool = redis.ConnectionPool(connection_class=pool.connection_class, **kwargs)
-    return type(client)(connection_pool=new_pool)
-
-
-class Redlock:
-    """The Redlock algorithm over N independent Redis masters.
-
-    Each attempt draws a token and runs the acquire script on every node at
-    once; each call gives up after ``node_timeout`` (the clients are cloned
-    without automatic retry). The lock is held when a quorum (N//2+1) took it
-    and ``validity = ttl - elapsed - drift`` is still positive, where
-    ``drift = ttl * drift_factor + 0.002`` s. Otherwise the attempt releases
-    on every node and, up to ``retry_count`` more times, retries after a
-    delay drawn uniformly from ``[0, retry_delay]``.
-
-    Only trust the lock for ``validity`` seconds. Redlock assumes bounded
-    clock drift and pauses; it offers no fencing token that storage could
-    check (see the README for Kleppmann's critique): for correctness use
-    :class:`Lock` with :func:`fenced_write`.
-
-    Owns a thread pool and connections: ``close()`` them (``with`` acquires
-    and releases, it does not close).
-
-    Example::
-
-        >>> from fastredis.server import RedisServer
-        >>> servers = [RedisServer() for _ in range(3)]
-        >>> lock = Redlock([s.client() for s in servers], "job", ttl=10)
-        >>> lock.acquire()
-        True
-        >>> 0 < lock.validity < 10
-        True
-        >>> lock.release(); lock.close()
-        >>> for s in servers: s.stop()
-    """
-
-    def __init__(
-        self,
-        clients: Sequence[Union["redis.Redis", str]],
-        name: KeyPart,
-        *,
-        ttl: float = 10.0,
-        node_timeout: float = 0.05,
-        drift_factor: float = 0.01,
-        retry_count: int = 3,
-        retry_delay: float = 0.2,
-        max_extensions: int = 3,
-        prefix: str = "lock",
-    ) -> None:
-        if isinstance(clients, (str, bytes)) or not isinstance(clients, Sequence) or not clients:
-            raise ValueError("clients must be a non-empty sequence of redis clients or URLs")
-        self._ttl_ms = _check_ttl(ttl, "ttl")
-        self.ttl: float = self._ttl_ms / 1000.0
-        self.node_timeout = check_finite(node_timeout, "node_timeout")
-        if self.node_timeout <= 0:
-            raise ValueError(f"node_timeout must be > 0 seconds, got {node_timeout!r}")
-        self.drift_factor = check_finite(drift_factor, "drift_factor")
-        if not 0 <= self.drift_factor < 1:
-            raise ValueError(f"drift_factor must be in [0, 1), got {drift_factor!r}")
-        self.retry_count = _check_count(retry_count, "retry_count")
-        self.retry_delay = check_finite(retry_delay, "retry_delay")
-        if self.retry_delay < 0:
-            raise ValueError(f"retry_delay must be >= 0 seconds, got {retry_delay!r}")
-        self.max_extensions = _check_count(max_extensions, "max_extensions")
-        space = KeySpace(prefix)
-        self.name = name
-        self.key: str = space.tagged(name)
-        self.state_key: str = space.tagged(name, "state")
-        self._space = space
-        self.nodes: List["redis.Redis"] = [_no_retry_clone(c, self.node_timeout) for c in clients]
-        self.quorum: int = len(self.nodes) // 2 + 1
-        self.drift: float = self.ttl * self.drift_factor + 0.002
-        #: The owner token of the current hold (None when not held).
-        self.token: Optional[str] = None
-        self.extensions = 0
-        self._valid_until = 0.0
-        self._pid = os.getpid()
-        self._executor: Optional[ThreadPoolExecutor] = None
-        self._executor_pid = 0
-        self._finalizer: Optional[weakref.finalize] = None
-
-    @property
-    def _keys(self) -> Tuple[str, str]:
-        return (self.key, self.state_key)
-
-    # -- node fan-out ----------------------------------------------------------
-    def _pool(self) -> ThreadPoolExecutor:
-        # Threads do not survive fork(): a child builds its own pool.
-        if self._executor is None or self._executor_pid != os.getpid():
-            # 2N workers: calls still hanging on a stopped node never delay the next round.
-            self._executor = ThreadPoolExecutor(max_workers=2 * len(self.nodes),
-                                                thread_name_prefix="fastredis-redlock")
-            self._executor_pid = os.getpid()
-            if self._finalizer is not None:
-                self._finalizer.detach()
-            self._finalizer = weakref.finalize(self, self._executor.shutdown, wait=False)
-        return self._executor
-
-    def _submit(self, call: Callable[["redis.Redis"], bool]) -> List["Future[bool]"]:
-        pool = self._pool()
-        return [pool.submit(call, node) for node in self.nodes]
-
-    def _count(self, futures: List["Future[bool]"], *, stop_at_quorum: bool) -> int:
-        """Nodes that answered True; stops early once the quorum is reached or
-        can no longer be reached (when ``stop_at_quorum``)."""
-        ok = failed = 0
-        n = len(futures)
-        # Each call already gives up after node_timeout per socket operation;
-        # this bound only guards against a call stuck elsewhere.
-        guard = 3 * self.node_timeout + 0.05
-        try:
-            for f in as_completed(futures, timeout=guard):
-                exc = f.exception()
-                if exc is None and f.result():
-                    ok += 1
-                else:
-                    failed += 1
-                    if exc is not None:
-                        log.debug("redlock node call failed: %r", exc)
-                if stop_at_quorum and (ok >= self.quorum or failed > n - self.quorum):
-                    break
-        except _FuturesTimeout:
-            pass
-        return ok
-
-    def _acquire_on(self, token: str) -> Callable[["redis.Redis"], bool]:
-        keys, args = _acquire_args(self._keys, token, self._ttl_ms)
-        return lambda node: _parse_acquire(_ACQUIRE(node, keys, args))[0]
-
-    def _release_on(self, token: str) -> Callable[["redis.Redis"], bool]:
-        keys, args = _release_args(self.key, self._space.tagged(self.name, "done", token),
-                                   token, "", self._ttl_ms)
-        return lambda node: _parse_release(_RELEASE(node, keys, args))
-
-    def _extend_on(self, token: str) -> Callable[["redis.Redis"], bool]:
-        keys, args = _extend_args(self._keys, token, self._ttl_ms, add=False)
-        return lambda node: _parse_extend(_EXTEND(node, keys, args)) > 0
-
-    # -- public API ----------------------------------------------------------------
-    def acquire(self, blocking: bool = True) -> bool:
-        """Try up to ``1 + retry_count`` times (once with ``blocking=False``).
-
-        Example::
-
-            >>> from fastredis.server import RedisServer
-            >>> servers = [RedisServer() for _ in range(3)]
-            >>> a = Redlock([s.url for s in servers], "x")
-            >>> b = Redlock([s.url for s in servers], "x", retry_count=0)
-            >>> a.acquire(), b.acquire()
-            (True, False)
-            >>> a.close(); b.close()
-            >>> for s in servers: s.stop()
-        """
-        if not isinstance(blocking, bool):
-            raise TypeError(f"blocking must be a bool, got {blocking!r}")
-        if self.token is not None and self._pid == os.getpid() and self.validity > 0:
-            raise LockError(f"{self.key!r} is already held by this Redlock object; it is not reentrant")
-        attempts = 1 + (self.retry_count if blocking else 0)
-        for attempt in range(attempts):
-            token = _new_token()
-            start = time.monotonic()
-            taken = self._count(self._submit(self._acquire_on(token)), stop_at_quorum=True)
-            valid_until = start + self.ttl - self.drift
-            if taken >= self.quorum and valid_until > time.monotonic():
-                self.token, self._valid_until, self.extensions = token, valid_until, 0
-                self._pid = os.getpid()
-                return True
-            # Release everywhere (a node may have taken it after we stopped
-            # listening); the release overlaps the retry delay.
-            pending = self._submit(self._release_on(token))
-            if attempt + 1 < attempts:
-                time.sleep(random.uniform(0, self.retry_delay))
-            wait(pending, timeout=3 * self.node_timeout + 0.05)
-        return False
-
-    @property
-    def validity(self) -> float:
-        """Seconds the lock can still be trusted (0 when not held): at most
-        ``ttl - elapsed - drift`` measured from the start of the acquire."""
-        if self.token is None:
-            return 0.0
-        return max(0.0, self._valid_until - time.monotonic())
-
-    def owned(self) -> bool:
-        """True while held with validity left (local clock; no round trip)."""
-        return self.token is not None and self._pid == os.getpid() and self.validity > 0
-
-    def locked(self) -> bool:
-        """True when a quorum of nodes has the lock key (anyone's)."""
-        key = self.key
-        return self._count(self._submit(lambda node: bool(node.exists(key))), stop_at_quorum=True) >= self.quorum
-
-    def extend(self) -> float:
-        """Reset the ttl on a quorum; returns the new validity in seconds.
-
-        At most ``max_extensions`` per hold (LockError after that). On failure
-        the lock is released on every node and LockNotOwnedError is raised.
-
-        Example::
-
-            >>> from fastredis.server import RedisServer
-            >>> server = RedisServer()
-            >>> lock = Redlock([server.url], "x", ttl=2, max_extensions=1)
-            >>> lock.acquire() and 1.9 < lock.extend() <= 2
-            True
-            >>> lock.extend()
-            Traceback (most recent call last):
-            ...
-            redis.exceptions.LockError: 'lock:{x}' was extended 1 times, the cap (max_extensions)
-            >>> lock.release(); lock.close(); server.stop()
-        """
-        token = self._held_token("extend")
-        if self.extensions >= self.max_extensions:
-            raise LockError(f"{self.key!r} was extended {self.extensions} times, the cap (max_extensions)")
-        start = time.monotonic()
-        done = self._count(self._submit(self._extend_on(token)), stop_at_quorum=True)
-        valid_until = start + self.ttl - self.drift
-        if done >= self.quorum and valid_until > time.monotonic():
-            self._valid_until = valid_until
-            self.extensions += 1
-            return self.validity
-        self.token = None
-        self._count(self._submit(self._release_on(token)), stop_at_quorum=False)
-        raise LockNotOwnedError(f"cannot extend {self.key!r}: only {done} of {len(self.nodes)} nodes still had it")
-
-    def release(self) -> None:
-        """Release on every reachable node (each bounded by ``node_timeout``).
-
-        Raises LockNotOwnedError when fewer than a quorum still had our token.
-
-        Example::
-
-            >>> from fastredis.server import RedisServer
-            >>> server = RedisServer()
-            >>> lock = Redlock([server.url], "x")
-            >>> lock.acquire(); lock.locked()
-            True
-            True
-            >>> lock.release(); lock.locked(), lock.owned(), lock.validity
-            (False, False, 0.0)
-            >>> lock.close(); server.stop()
-        """
-        token = self._held_token("release")
-        self.token = None
-        done = self._count(self._submit(self._release_on(token)), stop_at_quorum=False)
-        if done < self.quorum:
-            raise LockNotOwnedError(
-                f"released {self.key!r} on {done} of {len(self.nodes)} nodes, fewer than the quorum {self.quorum}"
-            )
-
-    def _held_token(self, action: str) -> str:
-        if self.token is None:
-            raise LockError(f"cannot {action} {self.key!r}: this Redlock object does not hold it")
-        if self._pid != os.getpid():
-            raise LockError(f"cannot {action} {self.key!r}: it was acquired by process {self._pid}")
-        return self.token
-
-    def close(self) -> None:
-        """Stop the thread pool and close the cloned node clients."""
-        if self._finalizer is not None:
-            self._finalizer.detach()
-        if self._executor is not None and self._executor_pid == os.getpid():
-            self._executor.shutdown(wait=False)
-        self._executor = None
-        for node in self.nodes:
-            try:
-                node.close()
-                node.connection_pool.disconnect()
-            except Exception:
-                pass
-
-    def __enter__(self) -> "Redlock":
-        if not self.acquire():
-            raise LockError(f"could not acquire {self.key!r} on a quorum of {len(self.nodes)} nodes")
-        return self
-
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        _release_on_exit(self, exc_type)
-
-    def __repr__(self) -> str:
-        return f"<Redlock {self.key!r} nodes={len(self.nodes)} quorum={self.quorum} validity={self.validity:.3f}>"
+    return run(check_sync_client(client, "fenced_write"), plan_fenced_write(key, value, fencing_token, fence_key=fence_key))

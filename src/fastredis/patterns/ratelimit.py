@@ -39,12 +39,16 @@ import itertools
 import math
 import os
 import time
-from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
+from redis.crc import key_slot
 
 from .. import _window
+from .. import metrics as _metrics
 from ..keys import KeyPart, KeySpace
-from ..scripts import LuaScript, pipeline_for, run_pipeline
+from ..scripts import LuaScript
+from ._clients import check_sync_client, is_cluster
+from ._plan import Call, Plan, sync_operation
 
 __all__ = [
     "Decision",
@@ -128,7 +132,6 @@ def _window_us(window: float) -> int:
     return us
 
 
-# -- I/O: send once, no automatic retry -------------------------------------
 def _script_for(algorithms: Iterable[str]) -> LuaScript:
     """The composed script that runs limits of these algorithm codes (cached)."""
     used = set(algorithms)
@@ -136,21 +139,25 @@ def _script_for(algorithms: Iterable[str]) -> LuaScript:
     return LuaScript.compose("ratelimit_prelude", *parts, "ratelimit_driver")
 
 
-def _is_cluster_client(client: Any) -> bool:
-    return hasattr(client, "get_node_from_key") and hasattr(client, "get_redis_connection")
-
-
-# -- the shared engine -------------------------------------------------------
+# -- plans (no I/O), shared by the sync shells here and the asyncio shells ---
 class _RateLimit:
-    """Build, execute and interpret the composed rate-limit script for some limits."""
+    """Builds and interprets the composed rate-limit script for some limits.
+
+    The ``plan_*`` methods validate their arguments and return a
+    :class:`~fastredis.patterns._plan.Plan`; :func:`fastredis.scripts.run`
+    (sync) or :func:`fastredis.scripts.arun` (asyncio) sends it.
+    """
 
     _parts: Tuple["_Limiter", ...]
     _script: LuaScript  # set by _freeze, with _parts
+    #: Checks the client at construction (sync shells: sync clients).
+    _check_client: Callable[[Any, str], Any] = staticmethod(check_sync_client)
 
     def __init__(self, client: Any, local: bool) -> None:
-        if not hasattr(client, "execute_command"):
-            raise TypeError(f"client must be a redis.Redis or fastredis.Redis, got {type(client).__name__}")
-        self.client = client
+        if not isinstance(local, bool):
+            raise TypeError(f"local must be True or False, got {type(local).__name__}")
+        self.client = self._check_client(client, type(self).__name__)
+        self._cluster = is_cluster(client)
         self._deny: Optional[Any] = _window.DenyCache() if local else None
         self._spec_args: Tuple[Any, ...] = ()
         self._limits: Tuple[int, ...] = ()
@@ -167,10 +174,24 @@ class _RateLimit:
     def _keys_of(self, key: KeyPart) -> List[str]:
         return [p._state_key(key) for p in self._parts]
 
-    def _build(self, keys: Sequence[KeyPart], cost: int, mode: str) -> List[Tuple[Any, ...]]:
+    def _calls(self, keys: Sequence[KeyPart], cost: int, mode: str) -> Tuple[List[Call], List[int]]:
+        """The EVALSHA calls for ``keys`` and the order their decisions come back in.
+
+        Each call covers up to ``_CHUNK`` keys; on a cluster client a call's
+        keys share a slot (keys are grouped by slot first)."""
+        if self._cluster:
+            by_slot: Dict[int, List[int]] = {}
+            for i, k in enumerate(keys):
+                by_slot.setdefault(key_slot(self._parts[0]._state_key(k).encode()), []).append(i)
+            order = [i for positions in by_slot.values() for i in positions]
+            calls = [c for positions in by_slot.values() for c in self._chunks([keys[i] for i in positions], cost, mode)]
+            return calls, order
+        return self._chunks(keys, cost, mode), []
+
+    def _chunks(self, keys: Sequence[KeyPart], cost: int, mode: str) -> List[Call]:
         head = (mode, len(self._parts), cost, _rid()) + self._spec_args
         script = self._script
-        commands = []
+        calls = []
         for start in range(0, len(keys), _CHUNK):
             chunk = keys[start:start + _CHUNK]
             if len(self._parts) == 1:
@@ -179,81 +200,133 @@ class _RateLimit:
                 redis_keys = []
                 for k in chunk:
                     redis_keys.extend(self._keys_of(k))
-            commands.append(script.command(redis_keys, head))
-        return commands
+            calls.append(Call(script.command(redis_keys, head), script))
+        return calls
 
-    # interpret
-    def _interpret(self, replies: Sequence[Any]) -> List[Decision]:
-        out: List[Decision] = []
-        for reply in replies:
-            out.extend(_window.decode_decisions(reply, self._limits, Decision))
-        return out
-
-    def _run(self, keys: Sequence[KeyPart], cost: int, mode: str) -> List[Decision]:
+    def _decide(self, keys: Sequence[KeyPart], cost: int, mode: str) -> Plan[List[Decision]]:
         if not keys:
-            return []
-        if _is_cluster_client(self.client):
-            return self._run_on_cluster(keys, cost, mode)
-        return self._interpret(_run_commands(self.client, self._build(keys, cost, mode)))
+            return Plan.done([])
+        calls, order = self._calls(keys, cost, mode)
+        limits = self._limits
 
-    def _run_on_cluster(self, keys: Sequence[KeyPart], cost: int, mode: str) -> List[Decision]:
-        """A cluster client: a script's keys must share a slot, so keys are
-        grouped by slot, and the scripts go out in one cluster pipeline (every
-        node written before any is read; MOVED/ASK followed)."""
-        cluster = self.client
-        by_slot: Dict[int, List[int]] = {}
-        for i, k in enumerate(keys):
-            by_slot.setdefault(cluster.keyslot(self._parts[0]._state_key(k)), []).append(i)
-        order = [i for positions in by_slot.values() for i in positions]
-        commands = [c for positions in by_slot.values() for c in self._build([keys[i] for i in positions], cost, mode)]
-        out: List[Any] = [None] * len(keys)
-        for i, d in zip(order, self._interpret(_run_commands(cluster, commands))):
-            out[i] = d
-        return out
+        def interpret(replies: Sequence[Any]) -> List[Decision]:
+            out: List[Decision] = []
+            for reply in replies:
+                out.extend(_window.decode_decisions(reply, limits, Decision))
+            if _metrics.ON and mode == "hit":
+                _metrics.limiter_decisions(self, out)
+            if not order:
+                return out
+            placed: List[Any] = [None] * len(out)
+            for i, d in zip(order, out):
+                placed[i] = d
+            return placed
 
-    # public operations
-    def hit(self, key: KeyPart, cost: int = 1) -> Decision:
-        """Count one request of ``cost`` for ``key`` if every limit admits it."""
-        return self.hit_many([key], cost)[0]
+        return Plan(calls, interpret, batch=True)
 
-    def hit_many(self, keys: Iterable[KeyPart], cost: int = 1) -> List[Decision]:
+    # public operations, as plans
+    def plan_hit(self, key: KeyPart, cost: int = 1) -> Plan[Decision]:
+        """Count one request of ``cost`` for ``key`` if every limit admits it.
+
+        Example::
+
+            >>> from fastredis.server import RedisServer
+            >>> server = RedisServer()
+            >>> limiter = FixedWindowLimiter(server.client(), limit=1, window=60)
+            >>> limiter.hit("k").allowed, limiter.hit("k").allowed
+            (True, False)
+            >>> server.stop()
+        """
+        many = self.plan_hit_many([key], cost)
+        return Plan(many.calls, lambda replies: many.interpret(replies)[0], batch=True)
+
+    def plan_hit_many(self, keys: Iterable[KeyPart], cost: int = 1) -> Plan[List[Decision]]:
         """One decision per key, in order, in one round trip; a key repeated
         in ``keys`` counts once per occurrence.
 
         With a cluster client the keys are grouped by slot: one round trip
-        to every node holding any of them, all nodes at once.
+        to every node holding any of them.
+
+        Example::
+
+            >>> from fastredis.server import RedisServer
+            >>> server = RedisServer()
+            >>> limiter = FixedWindowLimiter(server.client(), limit=1, window=60)
+            >>> [d.allowed for d in limiter.hit_many(["a", "b", "a"])]
+            [True, True, False]
+            >>> server.stop()
         """
         cost = _positive_int(cost, "cost")
         keys = list(keys)
         deny = self._deny
         if deny is None:
-            return self._run(keys, cost, "hit")
+            return self._decide(keys, cost, "hit")
         now = time.monotonic()
         waits = [deny.blocked(self._parts[0]._state_key(k), now) for k in keys]
-        ask = [k for k, w in zip(keys, waits) if w <= 0.0]
-        got = iter(self._run(ask, cost, "hit"))
-        out: List[Decision] = []
-        for k, w in zip(keys, waits):
-            if w > 0.0:
-                out.append(Decision(False, min(self._limits), 0, w, w))
-                continue
-            d = next(got)
-            if not d.allowed and d.retry_after != _INF:
-                deny.deny(self._parts[0]._state_key(k), now + d.retry_after, now)
-            out.append(d)
-        return out
+        ask = self._decide([k for k, w in zip(keys, waits) if w <= 0.0], cost, "hit")
+        floor = min(self._limits)
 
-    def peek(self, key: KeyPart, cost: int = 1) -> Decision:
-        """What :meth:`hit` would answer for ``key`` now; consumes nothing."""
+        def interpret(replies: Sequence[Any]) -> List[Decision]:
+            got = iter(ask.interpret(replies))
+            out: List[Decision] = []
+            for k, w in zip(keys, waits):
+                if w > 0.0:
+                    out.append(Decision(False, floor, 0, w, w))
+                    continue
+                d = next(got)
+                if not d.allowed and d.retry_after != _INF:
+                    deny.deny(self._parts[0]._state_key(k), now + d.retry_after, now)
+                out.append(d)
+            if _metrics.ON:  # the decisions the deny cache made without a round trip
+                _metrics.limiter_decisions(self, [d for d, w in zip(out, waits) if w > 0.0])
+            return out
+
+        return Plan(ask.calls, interpret, batch=True)
+
+    def plan_peek(self, key: KeyPart, cost: int = 1) -> Plan[Decision]:
+        """What :meth:`hit` would answer for ``key`` now; consumes nothing.
+
+        Example::
+
+            >>> from fastredis.server import RedisServer
+            >>> server = RedisServer()
+            >>> FixedWindowLimiter(server.client(), limit=3, window=60).peek("k").remaining
+            3
+            >>> server.stop()
+        """
         cost = _positive_int(cost, "cost")
-        return self._run([key], cost, "peek")[0]
+        plan = self._decide([key], cost, "peek")
+        return Plan(plan.calls, lambda replies: plan.interpret(replies)[0], batch=True)
 
-    def reset(self, key: KeyPart) -> None:
-        """Forget every count for ``key`` (one DEL of its state keys)."""
+    def plan_reset(self, key: KeyPart) -> Plan[None]:
+        """Forget every count for ``key`` (one DEL of its state keys).
+
+        Example::
+
+            >>> from fastredis.server import RedisServer
+            >>> server = RedisServer()
+            >>> limiter = FixedWindowLimiter(server.client(), limit=1, window=60)
+            >>> _ = limiter.hit("k"); limiter.reset("k"); limiter.hit("k").allowed
+            True
+            >>> server.stop()
+        """
         keys = self._keys_of(key)
         if self._deny is not None:
             self._deny.discard(keys[0])
-        self.client.execute_command("DEL", *keys)
+        return Plan.one(Call(("DEL", *keys)), _none)
+
+
+class _SyncShell:
+    """The sync operations of every limiter: each runs its plan on ``self.client``."""
+
+    hit = sync_operation(_RateLimit.plan_hit)
+    hit_many = sync_operation(_RateLimit.plan_hit_many)
+    peek = sync_operation(_RateLimit.plan_peek)
+    reset = sync_operation(_RateLimit.plan_reset)
+
+
+def _none(_reply: Any) -> None:
+    return None
 
 
 class _Limiter(_RateLimit):
@@ -291,91 +364,19 @@ class _Limiter(_RateLimit):
         return f"{type(self).__name__}(limit={self.limit}, window={self.window}, prefix={self._ks.prefix!r})"
 
 
-class SlidingWindowLimiter(_Limiter):
-    """An exact sliding log: at most ``limit`` admissions in any ``window``
-    seconds, one sorted-set member per admitted unit of cost.
-
-    Memory is O(limit) per key, so prefer :class:`SlidingWindowCounterLimiter`
-    for large limits. ``local=True`` keeps denied keys denied in-process until
-    their ``retry_after``, at no round trip.
-
-    Replay safety: runs without automatic retry (see the module docstring).
-
-    Example::
-
-        >>> from fastredis.server import RedisServer
-        >>> server = RedisServer()
-        >>> sw = SlidingWindowLimiter(server.client(), limit=1, window=10, local=True)
-        >>> sw.hit("ip:1").allowed, sw.hit("ip:1").allowed
-        (True, False)
-        >>> 9 < sw.hit("ip:1").retry_after <= 10     # from the deny cache
-        True
-        >>> server.stop()
-    """
-
+class _SlidingLog(_Limiter):
     _alg = "log"
 
 
-class SlidingWindowCounterLimiter(_Limiter):
-    """A sliding-window counter: the previous fixed window weighted by its
-    overlap with the sliding window, plus the current one. O(1) memory per key,
-    approximate (assumes the previous window's requests were evenly spread).
-
-    Replay safety: runs without automatic retry (see the module docstring).
-
-    Example::
-
-        >>> from fastredis.server import RedisServer
-        >>> server = RedisServer()
-        >>> swc = SlidingWindowCounterLimiter(server.client(), limit=5, window=60)
-        >>> swc.hit("k", cost=5).remaining, swc.hit("k").allowed
-        (0, False)
-        >>> server.stop()
-    """
-
+class _SlidingCounter(_Limiter):
     _alg = "ctr"
 
 
-class FixedWindowLimiter(_Limiter):
-    """At most ``limit`` per fixed window; windows are aligned to multiples of
-    ``window`` seconds since the epoch (server time).
-
-    Replay safety: runs without automatic retry (see the module docstring).
-
-    Example::
-
-        >>> from fastredis.server import RedisServer
-        >>> server = RedisServer()
-        >>> fw = FixedWindowLimiter(server.client(), limit=3, window=3600)
-        >>> fw.hit("k", cost=2).remaining
-        1
-        >>> fw.hit("k", cost=9).retry_after     # more than the limit: never
-        inf
-        >>> server.stop()
-    """
-
+class _FixedWindow(_Limiter):
     _alg = "fix"
 
 
-class TokenBucketLimiter(_Limiter):
-    """A token bucket of ``capacity`` tokens refilled at ``rate`` tokens per
-    second, run as GCRA: one stored number (the theoretical arrival time) per
-    key, which expires when the bucket is full again.
-
-    Replay safety: runs without automatic retry (see the module docstring).
-
-    Example::
-
-        >>> from fastredis.server import RedisServer
-        >>> server = RedisServer()
-        >>> tb = TokenBucketLimiter(server.client(), rate=1.0, capacity=2)
-        >>> [tb.hit("k").allowed for _ in range(3)]
-        [True, True, False]
-        >>> 0 < tb.peek("k").retry_after <= 1.0
-        True
-        >>> server.stop()
-    """
-
+class _TokenBucket(_Limiter):
     _alg = "gcra"
 
     def __init__(self, client: Any, rate: float, capacity: int, *, prefix: str = "rl", local: bool = False) -> None:
@@ -394,31 +395,13 @@ class TokenBucketLimiter(_Limiter):
         self._freeze()
 
     def __repr__(self) -> str:
-        return f"TokenBucketLimiter(rate={self.rate}, capacity={self.capacity}, prefix={self._ks.prefix!r})"
+        return f"{type(self).__name__}(rate={self.rate}, capacity={self.capacity}, prefix={self._ks.prefix!r})"
 
 
-class CompositeLimiter(_RateLimit):
-    """Several limits checked together in one script: a request is admitted
-    only if every limit admits it, and nothing is consumed otherwise.
-
-    The limiters' own clients are ignored: the composite runs on the first
-    limiter's client (or ``client=``). Every limit of one key shares the key's
-    hash tag, so a composite decision stays in one cluster slot.
-
-    Replay safety: runs without automatic retry (see the module docstring).
-
-    Example::
-
-        >>> from fastredis.server import RedisServer
-        >>> server = RedisServer(); r = server.client()
-        >>> both = CompositeLimiter([FixedWindowLimiter(r, 10, 1), FixedWindowLimiter(r, 1000, 3600)])
-        >>> d = both.hit("user:7")
-        >>> d.allowed, d.limit, d.remaining
-        (True, 10, 9)
-        >>> server.stop()
-    """
-
+class _Composite(_RateLimit):
     def __init__(self, limiters: Sequence[_Limiter], *, client: Any = None, local: bool = False) -> None:
+        if isinstance(limiters, (str, bytes)) or not isinstance(limiters, Iterable):
+            raise TypeError(f"CompositeLimiter takes a sequence of limiters, got {type(limiters).__name__}")
         parts = tuple(limiters)
         if not parts:
             raise ValueError("CompositeLimiter needs at least one limiter")
@@ -442,13 +425,107 @@ class CompositeLimiter(_RateLimit):
         return self._parts
 
     def __repr__(self) -> str:
-        return f"CompositeLimiter({list(self._parts)!r})"
+        return f"{type(self).__name__}({list(self._parts)!r})"
 
 
-def _run_commands(client: Any, commands: Sequence[Tuple[Any, ...]]) -> List[Any]:
-    """The limiter's EVALSHAs in one round trip. Not idempotent (a hit
-    consumes), so never re-sent once they may have reached the server."""
-    pipe = pipeline_for(client)
-    for command in commands:
-        pipe.execute_command(*command)
-    return run_pipeline(pipe)
+# -- sync shells ----------------------------------------------------------------
+class SlidingWindowLimiter(_SlidingLog, _SyncShell):
+    """An exact sliding log: at most ``limit`` admissions in any ``window``
+    seconds, one sorted-set member per admitted unit of cost.
+
+    Memory is O(limit) per key, so prefer :class:`SlidingWindowCounterLimiter`
+    for large limits. ``local=True`` keeps denied keys denied in-process until
+    their ``retry_after``, at no round trip.
+
+    Replay safety: runs without automatic retry (see the module docstring).
+
+    Example::
+
+        >>> from fastredis.server import RedisServer
+        >>> server = RedisServer()
+        >>> sw = SlidingWindowLimiter(server.client(), limit=1, window=10, local=True)
+        >>> sw.hit("ip:1").allowed, sw.hit("ip:1").allowed
+        (True, False)
+        >>> 9 < sw.hit("ip:1").retry_after <= 10     # from the deny cache
+        True
+        >>> server.stop()
+    """
+
+
+class SlidingWindowCounterLimiter(_SlidingCounter, _SyncShell):
+    """A sliding-window counter: the previous fixed window weighted by its
+    overlap with the sliding window, plus the current one. O(1) memory per key,
+    approximate (assumes the previous window's requests were evenly spread).
+
+    Replay safety: runs without automatic retry (see the module docstring).
+
+    Example::
+
+        >>> from fastredis.server import RedisServer
+        >>> server = RedisServer()
+        >>> swc = SlidingWindowCounterLimiter(server.client(), limit=5, window=60)
+        >>> swc.hit("k", cost=5).remaining, swc.hit("k").allowed
+        (0, False)
+        >>> server.stop()
+    """
+
+
+class FixedWindowLimiter(_FixedWindow, _SyncShell):
+    """At most ``limit`` per fixed window; windows are aligned to multiples of
+    ``window`` seconds since the epoch (server time).
+
+    Replay safety: runs without automatic retry (see the module docstring).
+
+    Example::
+
+        >>> from fastredis.server import RedisServer
+        >>> server = RedisServer()
+        >>> fw = FixedWindowLimiter(server.client(), limit=3, window=3600)
+        >>> fw.hit("k", cost=2).remaining
+        1
+        >>> fw.hit("k", cost=9).retry_after     # more than the limit: never
+        inf
+        >>> server.stop()
+    """
+
+
+class TokenBucketLimiter(_TokenBucket, _SyncShell):
+    """A token bucket of ``capacity`` tokens refilled at ``rate`` tokens per
+    second, run as GCRA: one stored number (the theoretical arrival time) per
+    key, which expires when the bucket is full again.
+
+    Replay safety: runs without automatic retry (see the module docstring).
+
+    Example::
+
+        >>> from fastredis.server import RedisServer
+        >>> server = RedisServer()
+        >>> tb = TokenBucketLimiter(server.client(), rate=1.0, capacity=2)
+        >>> [tb.hit("k").allowed for _ in range(3)]
+        [True, True, False]
+        >>> 0 < tb.peek("k").retry_after <= 1.0
+        True
+        >>> server.stop()
+    """
+
+
+class CompositeLimiter(_Composite, _SyncShell):
+    """Several limits checked together in one script: a request is admitted
+    only if every limit admits it, and nothing is consumed otherwise.
+
+    The limiters' own clients are ignored: the composite runs on the first
+    limiter's client (or ``client=``). Every limit of one key shares the key's
+    hash tag, so a composite decision stays in one cluster slot.
+
+    Replay safety: runs without automatic retry (see the module docstring).
+
+    Example::
+
+        >>> from fastredis.server import RedisServer
+        >>> server = RedisServer(); r = server.client()
+        >>> both = CompositeLimiter([FixedWindowLimiter(r, 10, 1), FixedWindowLimiter(r, 1000, 3600)])
+        >>> d = both.hit("user:7")
+        >>> d.allowed, d.limit, d.remaining
+        (True, 10, 9)
+        >>> server.stop()
+    """

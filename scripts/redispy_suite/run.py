@@ -111,7 +111,8 @@ SYNC = Suite(
 )
 
 # The async suite: redis-py's tests/test_asyncio/ (they need pytest-asyncio,
-# which redispy_suite.sh installs and passes with --pythonpath). Its conftest
+# which redispy_suite.sh installs; redis-py's pyproject.toml sets
+# asyncio_mode = "auto"). Its conftest
 # (tests/test_asyncio/conftest.py) does `import redis.asyncio as redis`; its
 # create_redis fixture's client_factory(cls=redis.Redis) builds
 # redis.ConnectionPool(**url_options) (that is, redis.asyncio's) and passes it
@@ -212,7 +213,7 @@ def run_pytest(
 
     log_path = results_path[: -len(".json")] + ".log"
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [HERE, *args.pythonpath, env.get("PYTHONPATH")]))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [HERE, env.get("PYTHONPATH")]))
     env["REDISPY_SUITE_RESULTS"] = results_path
     env.pop("REDISPY_SUITE_SWAP", None)
     env.pop("REDISPY_SUITE_CONFTEST_HOOK", None)
@@ -324,6 +325,17 @@ def tail(text: str, lines: int, root: str = "") -> str:
     return "\n".join("      " + line for line in kept)
 
 
+def slowest_files(results: Results, n: int = 5) -> str:
+    """The ``n`` files whose tests took longest (setup, call and teardown
+    together, from swap_plugin's per-test ``seconds``)."""
+    per_file: Dict[str, float] = {}
+    for nodeid, entry in results.items():
+        name = nodeid.split("::", 1)[0]
+        per_file[name] = per_file.get(name, 0.0) + float(entry.get("seconds") or 0.0)
+    top = sorted(per_file.items(), key=lambda kv: -kv[1])[:n]
+    return ", ".join(f"{os.path.basename(name)} {secs:.0f}s" for name, secs in top)
+
+
 def compare(
     suite: Suite,
     variant: str,
@@ -337,20 +349,27 @@ def compare(
     tag = f"[{suite.name}/{variant}]"
     fast_failed = failed(fast)
     base_failed = failed(base) if base is not None else set(known)
-    only_fast = sorted(fast_failed - base_failed)
+    deliberate: Dict[str, str] = args.deliberate
+    # Fails with fastredis by design (deliberate_differences.txt), whatever redis-py does.
+    by_design = sorted(fast_failed & set(deliberate))
+    only_fast = sorted(fast_failed - base_failed - set(deliberate))
     flaky = [n for n in only_fast if rerun is not None and rerun.get(n, {}).get("outcome") == "passed"]
     only_fast = [n for n in only_fast if n not in flaky]
-    both = fast_failed & base_failed
+    both = (fast_failed & base_failed) - set(deliberate)
     unlisted = sorted(both - set(known))
     listed_passing = sorted(n for n in known if fast.get(n, {}).get("outcome") == "passed")
+    deliberate_passing = sorted(
+        n for n in deliberate if n.startswith(tuple(f + "::" for f in suite.files)) and fast.get(n, {}).get("outcome") == "passed"
+    )
     not_with_fast = sorted(set(base) - set(fast)) if base is not None else []
 
     counts: Dict[str, int] = {}
     for r in fast.values():
         counts[r["outcome"]] = counts.get(r["outcome"], 0) + 1
     lines = [f"{tag} {len(fast)} tests: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
-             + f"; {len(both)} of the failures are allowed ("
-             + ("fail with redis-py too)" if base is not None else "listed in known_failures.txt)")]
+             + f"; allowed failures: {len(both)} known ("
+             + ("fail with redis-py too" if base is not None else "listed in known_failures.txt")
+             + f"), {len(by_design)} deliberate differences ({os.path.relpath(args.deliberate_path, REPO)})"]
     ok = True
     if only_fast:
         ok = False
@@ -389,6 +408,10 @@ def compare(
         for n in listed_passing:
             base_outcome = base.get(n, {}).get("outcome", "?") if base is not None else "not run"
             lines.append(f"  {n}  [redis-py: {base_outcome}]")
+    if deliberate_passing:
+        lines.append(f"{tag} note: {len(deliberate_passing)} listed deliberate difference(s) pass with fastredis "
+                     f"(remove them from {os.path.relpath(args.deliberate_path, REPO)}):")
+        lines += [f"  {n}" for n in deliberate_passing]
     return ok, lines
 
 
@@ -412,7 +435,7 @@ def run_suite(suite: Suite, args: argparse.Namespace, known: Dict[str, str], des
         timings.append(f"{variant} {secs:.0f}s")
         seen |= set(fast)
         base_failed = failed(base) if base is not None else set(known)
-        suspects = sorted(failed(fast) - base_failed)
+        suspects = sorted(failed(fast) - base_failed - set(args.deliberate))
         rerun: Optional[Results] = None
         if suspects and not args.no_rerun:
             # Once more, on a fresh server, to tell a real difference from a
@@ -422,11 +445,14 @@ def run_suite(suite: Suite, args: argparse.Namespace, known: Dict[str, str], des
         variant_ok, variant_lines = compare(suite, variant, fast, base, rerun, known, args)
         ok = ok and variant_ok
         lines += variant_lines
+        if fast:
+            lines.append(f"[{suite.name}/{variant}] slowest files: {slowest_files(fast)}")
     if not args.k and not args.pytest_args:
         prefixes = tuple(f + "::" for f in suite.files)
-        stale = sorted(n for n in known if n.startswith(prefixes) and n not in seen)
+        stale = sorted(n for n in [*known, *args.deliberate] if n.startswith(prefixes) and n not in seen)
         if stale:
-            lines.append(f"[{suite.name}] note: {len(stale)} listed known failure(s) were not run (renamed or deselected?):")
+            lines.append(f"[{suite.name}] note: {len(stale)} listed known failure(s) or deliberate difference(s) "
+                         f"were not run (renamed or deselected?):")
             lines += [f"  {n}" for n in stale]
     lines.append(f"[{suite.name}] time: " + ", ".join(timings))
     return ok, lines
@@ -451,6 +477,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--tracebacks", type=int, default=30, metavar="N", help="traceback lines shown per distinct fastredis-only failure (0: none)")
     p.add_argument("--quiet", action="store_true", help="do not echo pytest's output (it is in the logs)")
     p.add_argument("--known", default=os.path.join(HERE, "known_failures.txt"))
+    p.add_argument("--deliberate", dest="deliberate_path", default=os.path.join(HERE, "deliberate_differences.txt"))
     p.add_argument("--deselected", default=os.path.join(HERE, "deselected.txt"))
     p.add_argument("--results-dir", default=os.path.join(REPO, ".cache", "redispy-suite"))
     args = p.parse_args(argv)
@@ -463,6 +490,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
 
     known = read_list(args.known)
+    args.deliberate = read_list(args.deliberate_path)
     deselected = read_list(args.deselected)
     import redis
     from fastredis.server import find_redis_server

@@ -468,8 +468,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--tests-root", required=True, help="unpacked redis-py sdist (holds tests/ and pyproject.toml)")
     p.add_argument("--suite", action="append", choices=sorted(SUITES), help=f"default: {' '.join(DEFAULT_SUITES)}")
     p.add_argument("--variant", action="append", metavar="NAME",
-                   help="fastredis variant(s) to run (sync: fastredis, fastredis+parser); default: all")
-    p.add_argument("--only-fastredis", action="store_true", help="skip the redis-py run; compare with known_failures.txt only")
+                   help="fastredis variant(s) to run (sync: fastredis, fastredis+parser; async: fastredis); default: all")
+    p.add_argument("--only-fastredis", action="store_true",
+                   help="skip the redis-py run; compare with known_failures.txt and deliberate_differences.txt only")
     p.add_argument("-k", help="pytest -k expression (every run)")
     p.add_argument("--client", metavar="MODULE:ATTR",
                    help="the class swapped in instead of the suite's (e.g. a candidate fix on PYTHONPATH)")

@@ -5,6 +5,7 @@ No server and no redis-py test run: results are built by hand."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib.util
 import os
 import sys
@@ -34,13 +35,26 @@ def res(**outcomes: str) -> Dict[str, Dict[str, str]]:
 
 
 def args(**kw: Any) -> argparse.Namespace:
-    base = dict(tracebacks=0, tests_root="/t", known=os.path.join(SUITE_DIR, "known_failures.txt"), k=None, pytest_args=[])
+    base = dict(
+        tracebacks=0,
+        tests_root="/t",
+        known=os.path.join(SUITE_DIR, "known_failures.txt"),
+        deliberate={},
+        deliberate_path=os.path.join(SUITE_DIR, "deliberate_differences.txt"),
+        k=None,
+        pytest_args=[],
+    )
     base.update(kw)
     return argparse.Namespace(**base)
 
 
-def compare(fast: Any, base: Any, known: Any = (), rerun: Any = None) -> Any:
-    return run.compare(run.SYNC, "fastredis", fast, base, rerun, {F + k: "reason" for k in known}, args())
+SUITE = dataclasses.replace(run.ASYNC, files=["tests/test_x.py"])
+
+
+def compare(fast: Any, base: Any, known: Any = (), rerun: Any = None, deliberate: Any = ()) -> Any:
+    return run.compare(
+        SUITE, "fastredis", fast, base, rerun, {F + k: "reason" for k in known}, args(deliberate={F + k: "why" for k in deliberate})
+    )
 
 
 def test_fastredis_only_failure_fails_the_run() -> None:
@@ -89,6 +103,38 @@ def test_only_fastredis_compares_with_the_list() -> None:
     assert not compare(res(a="failed", b="failed"), None, known=["a"])[0]
 
 
+def test_deliberate_difference_is_allowed_and_counted() -> None:
+    ok, lines = compare(res(a="failed", b="passed"), res(a="passed", b="passed"), deliberate=["a"])
+    assert ok
+    assert "allowed failures: 0 known (fail with redis-py too), 1 deliberate differences" in lines[0]
+    # whatever redis-py does, and without a redis-py run
+    assert compare(res(a="failed"), res(a="failed"), deliberate=["a"])[0]
+    assert compare(res(a="failed"), None, deliberate=["a"])[0]
+
+
+def test_deliberate_list_excuses_only_its_own_tests() -> None:
+    ok, lines = compare(res(a="failed", b="failed"), res(a="passed", b="passed"), deliberate=["a"])
+    assert not ok
+    assert any(line.strip().startswith(F + "b") for line in lines)
+    assert not any(line.strip().startswith(F + "a ") for line in lines)
+
+
+def test_deliberate_difference_that_passes_is_noted_not_failed() -> None:
+    ok, lines = compare(res(a="passed"), res(a="passed"), deliberate=["a"])
+    assert ok
+    assert any("listed deliberate difference(s) pass with fastredis" in line for line in lines)
+
+
+def test_slowest_files() -> None:
+    results = {
+        "tests/a.py::t1": {"outcome": "passed", "seconds": 1.0},
+        "tests/a.py::t2": {"outcome": "passed", "seconds": 2.0},
+        "tests/b.py::t": {"outcome": "passed", "seconds": 5.0},
+        "tests/c.py::t": {"outcome": "passed"},
+    }
+    assert run.slowest_files(results, 2) == "b.py 5s, a.py 3s"
+
+
 def test_read_list_requires_reasons(tmp_path: Any) -> None:
     p = tmp_path / "l.txt"
     p.write_text("# comment\n\ntests/a.py::t  # why\n")
@@ -107,7 +153,7 @@ def test_version_scoped_entries() -> None:
 
 
 def test_tracked_lists_parse() -> None:
-    for name in ("known_failures.txt", "deselected.txt"):
+    for name in ("known_failures.txt", "deselected.txt", "deliberate_differences.txt"):
         entries = run.read_list(os.path.join(SUITE_DIR, name))
         assert entries and all(n.startswith("tests/") and "::" in n for n in entries)
 

@@ -3,15 +3,27 @@ and compare. Called by scripts/redispy_suite.sh (which builds .venv and
 unpacks redis-py's tests); usable directly:
 
     .venv/bin/python scripts/redispy_suite/run.py --tests-root .cache/redispy-8.1.0 \\
-        [--suite sync] [--only-fastredis] [--variant NAME] [-k EXPR] [-- PYTEST_ARGS]
+        [--suite sync|async] [--only-fastredis] [--variant NAME] [-k EXPR] [-- PYTEST_ARGS]
 
-Each suite runs once with plain redis-py, then once per fastredis variant, each
-session on a fresh throwaway redis-server with the same config. A test that
-fails with fastredis is allowed only when it also fails with plain redis-py
-in the same invocation, and is listed in known_failures.txt
-(``nodeid  # reason``). Anything else exits 1 with a summary. A listed test
-that passes is reported, not failed. Fastredis-only failures are rerun once
-on a fresh server; one that then passes is reported as flaky, not failed.
+Two suites, both run by default: ``sync`` (redis-py's tests of ``redis.Redis``,
+swapped for ``fastredis.Redis``) and ``async`` (``tests/test_asyncio/``,
+``redis.asyncio.Redis`` swapped for ``fastredis.asyncio.Redis``). Each suite
+runs once with plain redis-py, then once per fastredis variant, each session
+on a fresh throwaway redis-server with the same config.
+
+A test that fails with fastredis is allowed in exactly two cases, each listed
+with its reason (``nodeid  # reason``):
+
+1. it fails with plain redis-py too, in the same invocation, and is listed in
+   known_failures.txt (the server or the test, not the client, is the cause);
+2. it is listed in deliberate_differences.txt: it checks a behaviour fastredis
+   changes on purpose (the write-retry policy, the asyncio client's
+   multiplexed connection), so it fails with fastredis only, by design.
+
+Anything else exits 1 with a summary, which counts the allowed failures per
+category. A listed test that passes is reported, not failed. Fastredis-only
+failures are rerun once on a fresh server; one that then passes is reported
+as flaky, not failed.
 """
 
 from __future__ import annotations
@@ -26,7 +38,7 @@ import signal
 import subprocess
 import sys
 import time
-from typing import Dict, List, Optional, Sequence, Set, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -98,15 +110,17 @@ SYNC = Suite(
     },
 )
 
-# The async suite, once fastredis.asyncio exists: add "async" to
-# DEFAULT_SUITES and pytest-asyncio to redispy_suite.sh's installs. Its
-# conftest (tests/test_asyncio/conftest.py) does `import redis.asyncio as
-# redis`; its create_redis fixture's client_factory(cls=redis.Redis) builds
+# The async suite: redis-py's tests/test_asyncio/ (they need pytest-asyncio,
+# which redispy_suite.sh installs; redis-py's pyproject.toml sets
+# asyncio_mode = "auto"). Its conftest
+# (tests/test_asyncio/conftest.py) does `import redis.asyncio as redis`; its
+# create_redis fixture's client_factory(cls=redis.Redis) builds
 # redis.ConnectionPool(**url_options) (that is, redis.asyncio's) and passes it
 # in, as the sync conftest does; test modules import Redis from redis.asyncio
-# and redis.asyncio.client. A "+parser" variant would need a hook that gives
-# those pools fastredis's async parser (client_factory is a closure, so wrap
-# the conftest's `redis` name or redis.asyncio.ConnectionPool, not a function).
+# and redis.asyncio.client. One variant suffices: fastredis.asyncio.Redis
+# gives a pool it is handed its fast parser itself (install_fast_async_parser)
+# and multiplexes over any redis-py ConnectionPool, so the literal swap already
+# runs the whole fast path.
 ASYNC = Suite(
     name="async",
     files=[
@@ -119,6 +133,17 @@ ASYNC = Suite(
         "tests/test_asyncio/test_connection.py",
         "tests/test_asyncio/test_encoding.py",
         "tests/test_asyncio/test_retry.py",
+        "tests/test_asyncio/test_monitor.py",
+        "tests/test_asyncio/test_client.py",
+        "tests/test_asyncio/test_usage_counter.py",
+        "tests/test_asyncio/test_cwe_404.py",
+        "tests/test_asyncio/test_hash.py",
+        "tests/test_asyncio/test_keyspace_notifications.py",
+        "tests/test_asyncio/test_sentinel_managed_connection.py",
+        "tests/test_asyncio/test_connect.py",
+        "tests/test_asyncio/test_command_parser.py",
+        "tests/test_asyncio/test_utils.py",
+        "tests/test_asyncio/test_himport_integration.py",
     ],
     swap="redis.asyncio.Redis,redis.asyncio.client.Redis,redis.asyncio.StrictRedis,redis.asyncio.client.StrictRedis=fastredis.asyncio:Redis",
     requires="fastredis.asyncio",
@@ -126,11 +151,11 @@ ASYNC = Suite(
 )
 
 SUITES: Dict[str, Suite] = {"sync": SYNC, "async": ASYNC}
-DEFAULT_SUITES = ["sync"]  # add "async" when fastredis.asyncio lands
+DEFAULT_SUITES = ["sync", "async"]
 
 BASELINE = "redis-py"
 FAILED = ("failed", "error")
-Results = Dict[str, Dict[str, str]]
+Results = Dict[str, Dict[str, Any]]
 
 
 def log(msg: str = "") -> None:
@@ -300,6 +325,17 @@ def tail(text: str, lines: int, root: str = "") -> str:
     return "\n".join("      " + line for line in kept)
 
 
+def slowest_files(results: Results, n: int = 5) -> str:
+    """The ``n`` files whose tests took longest (setup, call and teardown
+    together, from swap_plugin's per-test ``seconds``)."""
+    per_file: Dict[str, float] = {}
+    for nodeid, entry in results.items():
+        name = nodeid.split("::", 1)[0]
+        per_file[name] = per_file.get(name, 0.0) + float(entry.get("seconds") or 0.0)
+    top = sorted(per_file.items(), key=lambda kv: -kv[1])[:n]
+    return ", ".join(f"{os.path.basename(name)} {secs:.0f}s" for name, secs in top)
+
+
 def compare(
     suite: Suite,
     variant: str,
@@ -313,20 +349,27 @@ def compare(
     tag = f"[{suite.name}/{variant}]"
     fast_failed = failed(fast)
     base_failed = failed(base) if base is not None else set(known)
-    only_fast = sorted(fast_failed - base_failed)
+    deliberate: Dict[str, str] = args.deliberate
+    # Fails with fastredis by design (deliberate_differences.txt), whatever redis-py does.
+    by_design = sorted(fast_failed & set(deliberate))
+    only_fast = sorted(fast_failed - base_failed - set(deliberate))
     flaky = [n for n in only_fast if rerun is not None and rerun.get(n, {}).get("outcome") == "passed"]
     only_fast = [n for n in only_fast if n not in flaky]
-    both = fast_failed & base_failed
+    both = (fast_failed & base_failed) - set(deliberate)
     unlisted = sorted(both - set(known))
     listed_passing = sorted(n for n in known if fast.get(n, {}).get("outcome") == "passed")
+    deliberate_passing = sorted(
+        n for n in deliberate if n.startswith(tuple(f + "::" for f in suite.files)) and fast.get(n, {}).get("outcome") == "passed"
+    )
     not_with_fast = sorted(set(base) - set(fast)) if base is not None else []
 
     counts: Dict[str, int] = {}
     for r in fast.values():
         counts[r["outcome"]] = counts.get(r["outcome"], 0) + 1
     lines = [f"{tag} {len(fast)} tests: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
-             + f"; {len(both)} of the failures are allowed ("
-             + ("fail with redis-py too)" if base is not None else "listed in known_failures.txt)")]
+             + f"; allowed failures: {len(both)} known ("
+             + ("fail with redis-py too" if base is not None else "listed in known_failures.txt")
+             + f"), {len(by_design)} deliberate differences ({os.path.relpath(args.deliberate_path, REPO)})"]
     ok = True
     if only_fast:
         ok = False
@@ -365,6 +408,10 @@ def compare(
         for n in listed_passing:
             base_outcome = base.get(n, {}).get("outcome", "?") if base is not None else "not run"
             lines.append(f"  {n}  [redis-py: {base_outcome}]")
+    if deliberate_passing:
+        lines.append(f"{tag} note: {len(deliberate_passing)} listed deliberate difference(s) pass with fastredis "
+                     f"(remove them from {os.path.relpath(args.deliberate_path, REPO)}):")
+        lines += [f"  {n}" for n in deliberate_passing]
     return ok, lines
 
 
@@ -388,7 +435,7 @@ def run_suite(suite: Suite, args: argparse.Namespace, known: Dict[str, str], des
         timings.append(f"{variant} {secs:.0f}s")
         seen |= set(fast)
         base_failed = failed(base) if base is not None else set(known)
-        suspects = sorted(failed(fast) - base_failed)
+        suspects = sorted(failed(fast) - base_failed - set(args.deliberate))
         rerun: Optional[Results] = None
         if suspects and not args.no_rerun:
             # Once more, on a fresh server, to tell a real difference from a
@@ -398,11 +445,14 @@ def run_suite(suite: Suite, args: argparse.Namespace, known: Dict[str, str], des
         variant_ok, variant_lines = compare(suite, variant, fast, base, rerun, known, args)
         ok = ok and variant_ok
         lines += variant_lines
+        if fast:
+            lines.append(f"[{suite.name}/{variant}] slowest files: {slowest_files(fast)}")
     if not args.k and not args.pytest_args:
         prefixes = tuple(f + "::" for f in suite.files)
-        stale = sorted(n for n in known if n.startswith(prefixes) and n not in seen)
+        stale = sorted(n for n in [*known, *args.deliberate] if n.startswith(prefixes) and n not in seen)
         if stale:
-            lines.append(f"[{suite.name}] note: {len(stale)} listed known failure(s) were not run (renamed or deselected?):")
+            lines.append(f"[{suite.name}] note: {len(stale)} listed known failure(s) or deliberate difference(s) "
+                         f"were not run (renamed or deselected?):")
             lines += [f"  {n}" for n in stale]
     lines.append(f"[{suite.name}] time: " + ", ".join(timings))
     return ok, lines
@@ -418,8 +468,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--tests-root", required=True, help="unpacked redis-py sdist (holds tests/ and pyproject.toml)")
     p.add_argument("--suite", action="append", choices=sorted(SUITES), help=f"default: {' '.join(DEFAULT_SUITES)}")
     p.add_argument("--variant", action="append", metavar="NAME",
-                   help="fastredis variant(s) to run (sync: fastredis, fastredis+parser); default: all")
-    p.add_argument("--only-fastredis", action="store_true", help="skip the redis-py run; compare with known_failures.txt only")
+                   help="fastredis variant(s) to run (sync: fastredis, fastredis+parser; async: fastredis); default: all")
+    p.add_argument("--only-fastredis", action="store_true",
+                   help="skip the redis-py run; compare with known_failures.txt and deliberate_differences.txt only")
     p.add_argument("-k", help="pytest -k expression (every run)")
     p.add_argument("--client", metavar="MODULE:ATTR",
                    help="the class swapped in instead of the suite's (e.g. a candidate fix on PYTHONPATH)")
@@ -427,6 +478,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--tracebacks", type=int, default=30, metavar="N", help="traceback lines shown per distinct fastredis-only failure (0: none)")
     p.add_argument("--quiet", action="store_true", help="do not echo pytest's output (it is in the logs)")
     p.add_argument("--known", default=os.path.join(HERE, "known_failures.txt"))
+    p.add_argument("--deliberate", dest="deliberate_path", default=os.path.join(HERE, "deliberate_differences.txt"))
     p.add_argument("--deselected", default=os.path.join(HERE, "deselected.txt"))
     p.add_argument("--results-dir", default=os.path.join(REPO, ".cache", "redispy-suite"))
     args = p.parse_args(argv)
@@ -439,6 +491,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
 
     known = read_list(args.known)
+    args.deliberate = read_list(args.deliberate_path)
     deselected = read_list(args.deselected)
     import redis
     from fastredis.server import find_redis_server

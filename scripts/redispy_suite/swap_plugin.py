@@ -20,7 +20,8 @@ Environment (set by ``run.py``):
 ``REDISPY_SUITE_RESULTS``
     Path of the JSON file written at the end of the session:
     ``{"meta": {"swapped": {name: still_swapped}, "hooks": [...]},
-    "tests": {"nodeid": {"outcome": ..., "when": ..., "message": ..., "longrepr": ...}}}``.
+    "tests": {"nodeid": {"outcome": ..., "when": ..., "seconds": ..., "message": ..., "longrepr": ...}}}``
+    (``seconds``: setup, call and teardown together).
 """
 
 from __future__ import annotations
@@ -85,7 +86,8 @@ def pytest_plugin_registered(plugin: Any, manager: Any) -> None:
 
 
 # -- results ---------------------------------------------------------------
-_results: Dict[str, Dict[str, str]] = {}
+_results: Dict[str, Dict[str, Any]] = {}
+_seconds: Dict[str, float] = {}
 _RANK = {"passed": 0, "skipped": 1, "xfailed": 1, "xpassed": 1, "failed": 2, "error": 2}
 
 
@@ -103,6 +105,7 @@ def _record(nodeid: str, outcome: str, report: Any) -> None:
 
 
 def pytest_runtest_logreport(report: Any) -> None:
+    _seconds[report.nodeid] = _seconds.get(report.nodeid, 0.0) + float(getattr(report, "duration", 0.0) or 0.0)
     if report.when == "call":
         if hasattr(report, "wasxfail"):
             _record(report.nodeid, "xpassed" if report.passed else "xfailed", report)
@@ -128,6 +131,8 @@ def pytest_sessionfinish(session: Any, exitstatus: int) -> None:
         # Still swapped at the end (no test undid it), and which hooks ran.
         still = {name: _lookup(name) is value for name, value in _SWAPPED.items()}
         meta = {"swapped": still, "hooks": _HOOKED}
+        for nodeid, entry in _results.items():
+            entry["seconds"] = round(_seconds.get(nodeid, 0.0), 3)
         with open(path, "w") as f:
             json.dump({"meta": meta, "tests": _results}, f, indent=1, sort_keys=True)
 

@@ -136,7 +136,7 @@ class Redis(redis.Redis):
             return super()._execute_command(*args, **options)
         pool = self.connection_pool
         command_name = args[0]
-        conn = self.connection or pool.get_connection()
+        conn = self.connection or _redispy.checkout(pool)
         start_time = time.monotonic()
         attempts = [0]
 
@@ -171,7 +171,7 @@ class Redis(redis.Redis):
                 if single:
                     self.single_connection_lock.release()
                 if not self.connection:
-                    pool.release(conn)
+                    _redispy.checkin(pool, conn)
 
     def _send_command_parse_response(self, conn: Any, command_name: str, *args: Any, **options: Any) -> Any:
         # redis-py's own path for connections we do not drive, and for a

@@ -40,7 +40,12 @@ def _mutex_worker(url, i, rounds, start, out):
             t_in = time.monotonic()
             v = int(c.get("counter") or 0)  # deliberately non-atomic
             time.sleep(0.0005)
-            c.set("counter", v + 1)
+            for _ in range(10):
+                try:
+                    c.set("counter", v + 1)
+                    break
+                except fastredis.OutcomeUnknownError:
+                    continue  # an absolute SET under the lock is safe to repeat; the client cannot know that
             t_out = time.monotonic()
             log.append((held.fencing_token, t_in, t_out))
     out.put((i, log))

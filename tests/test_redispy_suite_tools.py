@@ -163,13 +163,13 @@ def test_tail_drops_pytest_frames() -> None:
         "Traceback (most recent call last):",
         '  File "/x/site-packages/_pytest/runner.py", line 1, in call',
         "    item.runtest()",
-        '  File "/root/tests/test_a.py", line 3, in test_a',
+        '  File "/checkout/tests/test_a.py", line 3, in test_a',
         "    f()",
         '  File "/x/site-packages/fastredis/client.py", line 9, in f',
         "    boom",
         "ValueError: no",
     ])
-    out = run.tail(tb, 50, "/root")
+    out = run.tail(tb, 50, "/checkout")
     assert "_pytest" not in out
     assert '"tests/test_a.py"' in out and '"fastredis/client.py"' in out
     assert out.strip().endswith("ValueError: no")

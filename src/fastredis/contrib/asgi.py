@@ -67,7 +67,7 @@ Example::
     ...     first, second = asyncio.run(main(server.port))
     >>> first[0], first[1][b"ratelimit-remaining"]
     (200, b'0')
-    >>> second[0], second[1][b"retry-after"] <= b"60"
+    >>> second[0], 1 <= int(second[1][b"retry-after"]) <= 60
     (429, True)
 """
 

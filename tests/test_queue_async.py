@@ -83,7 +83,7 @@ def test_blocking_pop_has_its_own_connection_and_close_ends_it(redis_url: str, r
             # The client's own connections keep serving other commands meanwhile.
             started = time.monotonic()
             assert await ar.ping() and await ar.incr("n") == 1
-            assert time.monotonic() - started < 1.0
+            assert time.monotonic() - started < 5.0  # blocked behind BLMOVE it would wait forever; the margin is for a loaded machine
             await q.push("late")
             item = await asyncio.wait_for(waiting, 10)
             assert item.value == "late" and await q.ack(item)

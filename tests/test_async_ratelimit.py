@@ -86,7 +86,7 @@ def test_composite_and_local_deny_cache(redis_url: str, akind: str) -> None:
     async def main() -> None:
         async with aclient(akind, redis_url) as r:
             await r.flushdb()
-            both = fa.CompositeLimiter([fa.FixedWindowLimiter(r, 2, 60), fa.SlidingWindowLimiter(r, 5, 60)], local=True)
+            both = fa.CompositeLimiter([fa.FixedWindowLimiter(r, 2, 3600), fa.SlidingWindowLimiter(r, 5, 60)], local=True)
             got = [await both.hit("u") for _ in range(3)]
             assert [d.allowed for d in got] == [True, True, False]
             calls = (await r.info("commandstats"))["cmdstat_evalsha"]["calls"]

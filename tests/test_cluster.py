@@ -31,7 +31,7 @@ def test_cluster_has_three_masters(rc: Any) -> None:
 
 
 def test_limiters_count_exactly_across_slots(rc: Any) -> None:
-    lim = fastredis.FixedWindowLimiter(rc, limit=3, window=60, prefix="rlc")
+    lim = fastredis.FixedWindowLimiter(rc, limit=3, window=3600, prefix="rlc")
     keys = [f"user{i}" for i in range(60)]
     slots = {rc.keyslot(lim._parts[0]._state_key(k)) for k in keys}
     nodes = {rc.get_node_from_key(lim._parts[0]._state_key(k)).name for k in keys}
@@ -42,7 +42,7 @@ def test_limiters_count_exactly_across_slots(rc: Any) -> None:
     for cls in (fastredis.SlidingWindowLimiter, fastredis.SlidingWindowCounterLimiter):
         assert cls(rc, 1, 60, prefix="rlc2").hit("k").allowed
     assert fastredis.TokenBucketLimiter(rc, rate=1, capacity=1, prefix="rlc3").hit_many(["a", "a"])[1].allowed is False
-    both = fastredis.CompositeLimiter([fastredis.FixedWindowLimiter(rc, 1, 60, prefix="c1"), fastredis.SlidingWindowLimiter(rc, 5, 60, prefix="c2")])
+    both = fastredis.CompositeLimiter([fastredis.FixedWindowLimiter(rc, 1, 3600, prefix="c1"), fastredis.SlidingWindowLimiter(rc, 5, 3600, prefix="c2")])
     assert [d.allowed for d in both.hit_many(["x", "y", "x"])] == [True, True, False]
 
 

@@ -86,17 +86,17 @@ def test_page_analytics_and_counters(client: Any) -> None:
 def test_limiters_hit_many_across_slots(client: Any) -> None:
     keys = [f"user{i}" for i in range(300)]
     for lim in (
-        fastredis.FixedWindowLimiter(client, 2, 60, prefix="fw"),
-        fastredis.SlidingWindowLimiter(client, 2, 60, prefix="sw"),
-        fastredis.SlidingWindowCounterLimiter(client, 2, 60, prefix="swc"),
+        fastredis.FixedWindowLimiter(client, 2, 3600, prefix="fw"),
+        fastredis.SlidingWindowLimiter(client, 2, 3600, prefix="sw"),
+        fastredis.SlidingWindowCounterLimiter(client, 2, 3600, prefix="swc"),
         fastredis.TokenBucketLimiter(client, rate=0.001, capacity=2, prefix="tb"),
-        fastredis.CompositeLimiter([fastredis.FixedWindowLimiter(client, 2, 60, prefix="c1"),
+        fastredis.CompositeLimiter([fastredis.FixedWindowLimiter(client, 2, 3600, prefix="c1"),
                                     fastredis.SlidingWindowLimiter(client, 5, 60, prefix="c2")]),
     ):
         decisions = lim.hit_many(keys * 3)
         assert [d.allowed for d in decisions] == [True] * 600 + [False] * 300, lim
     client.script_flush()
-    assert fastredis.FixedWindowLimiter(client, 2, 60, prefix="fw").hit_many(["user1", "fresh"])[1].allowed
+    assert fastredis.FixedWindowLimiter(client, 2, 3600, prefix="fw").hit_many(["user1", "fresh"])[1].allowed
 
 
 def test_stream_batches(client: Any) -> None:

@@ -188,7 +188,7 @@ def test_hook_errors_never_break_an_operation(r: Any, caplog: Any) -> None:
         raise RuntimeError("exporter down")
 
     metrics.set_hook(bad)
-    lim = fastredis.FixedWindowLimiter(r, limit=10, window=60)
+    lim = fastredis.FixedWindowLimiter(r, limit=10, window=3600)
     with caplog.at_level(logging.WARNING, logger="fastredis.metrics"):
         assert lim.hit("k").allowed and lim.hit("k").allowed
     assert sum("exporter" in (rec.exc_text or "") or "raised" in rec.getMessage() for rec in caplog.records) == 1
@@ -203,7 +203,7 @@ def test_opentelemetry_sink(r: Any) -> None:
 
     reader = InMemoryMetricReader()
     metrics.enable_opentelemetry(MeterProvider(metric_readers=[reader]))
-    lim = fastredis.FixedWindowLimiter(r, limit=2, window=60)
+    lim = fastredis.FixedWindowLimiter(r, limit=2, window=3600)
     lim.metrics_name = "otel"
     for _ in range(3):
         lim.hit("k")

@@ -25,7 +25,7 @@ Example::
     >>> from fastredis.server import RedisServer
     >>> from fastredis.patterns.ratelimit import FixedWindowLimiter
     >>> server = RedisServer()
-    >>> limiter = FixedWindowLimiter(server.client(), limit=2, window=60)
+    >>> limiter = FixedWindowLimiter(server.client(), limit=2, window=3600)
     >>> [limiter.hit("alice").allowed for _ in range(3)]
     [True, True, False]
     >>> limiter.peek("alice").remaining
@@ -232,7 +232,7 @@ class _RateLimit:
 
             >>> from fastredis.server import RedisServer
             >>> server = RedisServer()
-            >>> limiter = FixedWindowLimiter(server.client(), limit=1, window=60)
+            >>> limiter = FixedWindowLimiter(server.client(), limit=1, window=3600)
             >>> limiter.hit("k").allowed, limiter.hit("k").allowed
             (True, False)
             >>> server.stop()

@@ -288,6 +288,23 @@ class _Group:
         self.dirty = False
 
 
+def _encode_group(g: _Group, core: Any, kw: Dict[str, Any], rows: Any, stack: List[Any]) -> None:
+    """Encode ``g``'s commands into one buffer (``g.buf``) with the core, with
+    the node's encoding (``kw``: its connection kwargs); ``g.wire``: how many
+    replies they make (an ASKING before each after an ASK redirect)."""
+    buf = g.buf = core.CommandBuffer(kw.get("encoding", "utf-8"), kw.get("encoding_errors", "strict"))
+    command = buf.command
+    if g.asking:
+        for i in g.idxs:
+            command(("ASKING",))
+            command(rows[i])
+    elif not rows.has_batch:
+        _cluster.encode_commands(command, stack, g.idxs)
+    else:
+        _encode_with_batches(buf, g.idxs, stack, rows)
+    g.wire = len(g.idxs) * (2 if g.asking else 1)
+
+
 def _sort_replies(
     groups: List[_Group], results: List[Any], rows: Any, unknown: List[int], retry_writes: bool
 ) -> Tuple[List[int], Dict[int, MovedError], Dict[int, Tuple[str, int]], List[_Group], float, bool, bool]:
@@ -833,22 +850,8 @@ class ClusterPipeline(_PARENT_PIPELINE):  # type: ignore[misc,valid-type]
         for g in groups:
             g.redis_node = self.get_redis_connection(g.node)
             kw = g.redis_node.connection_pool.connection_kwargs
-            decoding = kw.get("decode_responses")
-            buf = g.buf = core.CommandBuffer(kw.get("encoding", "utf-8"), kw.get("encoding_errors", "strict"))
-            command = buf.command
-            slow = False
-            if g.asking:
-                for i in g.idxs:
-                    command(("ASKING",))
-                    command(rows[i])
-            elif not rows.has_batch:
-                _cluster.encode_commands(command, stack, g.idxs)
-            else:
-                _encode_with_batches(buf, g.idxs, stack, rows)
-            if decoding:
-                slow = any(stack[i][1] and NEVER_DECODE in stack[i][1] for i in g.idxs)
-            g.slow = slow
-            g.wire = len(g.idxs) * (2 if g.asking else 1)
+            _encode_group(g, core, kw, rows, stack)
+            g.slow = bool(kw.get("decode_responses")) and any(stack[i][1] and NEVER_DECODE in stack[i][1] for i in g.idxs)
         try:
             # Every connection first: an exhausted pool raises before anything is sent.
             for g in groups:

@@ -25,6 +25,7 @@ Example::
 import redis.asyncio as _redis_asyncio
 
 from .client import DEDICATED_COMMANDS, Redis, StrictRedis, is_multiplexed
+from .cluster import ClusterPipeline, RedisCluster
 from .connection import FastAsyncParser
 from .pipeline import Pipeline
 from .patterns.analytics import ActivityBitmap, CounterSeries, PageAnalytics, Stats, UniqueCounter
@@ -67,6 +68,8 @@ __all__ = [
     "Redis",
     "StrictRedis",
     "Pipeline",
+    "RedisCluster",
+    "ClusterPipeline",
     "from_url",
     "FastAsyncParser",
     "DEDICATED_COMMANDS",

@@ -281,6 +281,13 @@ class ClusterPipeline(_PARENT):  # type: ignore[misc,valid-type]
         self.retry_writes = bool(getattr(client, "retry_writes", False))
 
     # -- the stack ---------------------------------------------------------
+    @property
+    def command_stack(self) -> List[Any]:
+        """The staged commands as ``(args, options)`` (batch rows share one entry)."""
+        if self._tx:
+            return [(c.args, c.kwargs) for c in self._execution_strategy._command_queue]
+        return self._stack
+
     def __len__(self) -> int:
         return super().__len__() if self._tx else len(self._stack)
 

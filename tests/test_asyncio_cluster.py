@@ -15,7 +15,8 @@ import redis.asyncio.cluster
 from redis.exceptions import CrossSlotTransactionError, NoScriptError, RedisClusterException, ResponseError
 
 import fastredis.asyncio as fa
-from fastredis.asyncio.cluster import ClusterPipeline, RedisCluster
+from fastredis import _resp_py
+from fastredis.asyncio.cluster import ClusterPipeline, RedisCluster, cluster_class_for
 from fastredis.asyncio.connection import FastAsyncParser
 from fastredis.cluster import key_slot
 from fastredis.exceptions import OutcomeUnknownConnectionError
@@ -115,6 +116,22 @@ def test_mixed_pipeline_matches_redis_py(cluster: ClusterHarness, decode: bool) 
         assert (await fast.pipeline().get("key:7").execute())[0][0] == "got"
 
     _run(cluster, body, decode_responses=decode)
+
+
+def test_pure_python_twin_gives_the_same_results(cluster: ClusterHarness) -> None:
+    async def body(fast: Any, plain: Any) -> None:
+        expected = await _mixed(fast)
+        twin = cluster_class_for(_resp_py)(host=cluster.host, port=cluster.ports[0])
+        try:
+            await twin.flushall()
+            assert await _mixed(twin) == expected
+            conn = twin.get_node_from_key("key:1").acquire_connection()
+            assert conn._parser.core is _resp_py
+            twin.get_node_from_key("key:1").release(conn)
+        finally:
+            await twin.aclose()
+
+    _run(cluster, body)
 
 
 # -- errors -----------------------------------------------------------------------

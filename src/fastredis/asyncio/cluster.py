@@ -63,7 +63,7 @@ from ..retry_policy import _lost, is_idempotent, outcome_unknown
 from .connection import FastAsyncParser, aread_into, install_fast_async_parser, refused_by_server
 from .pipeline import aapply_callbacks
 
-__all__ = ["RedisCluster", "ClusterPipeline"]
+__all__ = ["RedisCluster", "ClusterPipeline", "cluster_class_for"]
 
 _PARENT: Any = _acluster.ClusterPipeline
 _NO_OPTIONS: Any = _sync._NO_OPTIONS
@@ -636,6 +636,28 @@ def _annotate(error: Exception, number: int, args: Sequence[Any]) -> None:
 
 
 RedisCluster.pipeline_class = ClusterPipeline
+
+
+def cluster_class_for(core: Any) -> type:
+    """A :class:`RedisCluster` subclass running on ``core`` (``_resp_c`` or
+    ``_resp_py``): node connections' parser and pipelines alike. Used by the
+    tests and benchmarks to run both twins in one process.
+
+    Example::
+
+        >>> from fastredis import _resp_py
+        >>> cls = cluster_class_for(_resp_py)
+        >>> cls.pipeline_class.core is cls.parser_class.core is _resp_py
+        True
+    """
+    from .client import client_class_for
+
+    if core is _resp:
+        return RedisCluster
+    suffix = core.__name__.rsplit(".", 1)[-1]
+    pipe = type(f"ClusterPipeline{suffix}", (ClusterPipeline,), {"core": core})
+    parser = client_class_for(core).parser_class  # type: ignore[attr-defined]
+    return type(f"RedisCluster{suffix}", (RedisCluster,), {"parser_class": parser, "pipeline_class": pipe})
 
 # Hot staging methods (the sync cluster pipeline's), except where redis-py's
 # asyncio cluster pipeline has its own method (blocked, or split by slot).

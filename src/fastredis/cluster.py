@@ -365,6 +365,15 @@ def _sort_replies(
     return retry_next, moved, asking, failed, wait, refresh, has_errors
 
 
+def _ttl_exhausted(pending: List[int], results: List[Any]) -> None:
+    """Still redirected or refused after the request TTL: redis-py's
+    ``ClusterError("TTL exhausted.")``, or the last refusal (e.g.
+    CLUSTERDOWN) where there is one."""
+    for i in pending:
+        if results[i] is _PENDING:
+            results[i] = ClusterError("TTL exhausted.")
+
+
 def _give_up_lost(failed: List[_Group], retry_next: List[int], results: List[Any]) -> Tuple[List[int], bool]:
     """Retries exhausted: the commands lost with a failed connection get its
     error in place; the others (redirected) are still re-sent. Returns those
@@ -689,10 +698,7 @@ class ClusterPipeline(_PARENT_PIPELINE):  # type: ignore[misc,valid-type]
         while pending:
             rounds += 1
             if rounds > self.RedisClusterRequestTTL:
-                # Still redirected or refused: the last refusal (e.g. CLUSTERDOWN) stays in place.
-                for i in pending:
-                    if results[i] is _PENDING:
-                        results[i] = ClusterError("TTL exhausted.")
+                _ttl_exhausted(pending, results)
                 has_errors = True
                 break
             groups = self._route(rows, stack, pending, asking, cluster_callbacks if first else None)

@@ -43,7 +43,6 @@ from redis._parsers.commands import CommandPolicies, RequestPolicy, ResponsePoli
 from redis.exceptions import (
     AskError,
     ClusterDownError,
-    ClusterError,
     ConnectionError,
     MovedError,
     RedisClusterException,
@@ -376,10 +375,7 @@ class ClusterPipeline(_PARENT):  # type: ignore[misc,valid-type]
         while pending:
             rounds += 1
             if rounds > client.RedisClusterRequestTTL:
-                # Still redirected or refused: the last refusal (e.g. CLUSTERDOWN) stays in place.
-                for i in pending:
-                    if results[i] is _PENDING:
-                        results[i] = ClusterError("TTL exhausted.")
+                _sync._ttl_exhausted(pending, results)
                 has_errors = True
                 break
             groups = await self._route_round(rows, stack, pending, asking)

@@ -315,6 +315,38 @@ def test_killed_connection_with_a_write_raises_outcome_unknown(cluster: ClusterH
     _run(cluster, body)
 
 
+async def _lose_in_flight(fast: Any, tag: str, command: Any) -> Any:
+    """Run ``command()`` while its node holds writes (CLIENT PAUSE WRITE),
+    kill every client connection of that node, resume: the command's
+    outcome is unknown to the client (here it did not run)."""
+    node = fast.get_node_from_key(tag)
+    admin = redis.asyncio.Redis(host=node.host, port=node.port)
+    try:
+        await admin.execute_command("CLIENT PAUSE", 3000, "WRITE")
+        task = asyncio.ensure_future(command())
+        await asyncio.sleep(0.3)
+        await admin.client_kill_filter(_type="normal", skipme=True)
+        await admin.execute_command("CLIENT UNPAUSE")
+        return await asyncio.gather(task, return_exceptions=True)
+    finally:
+        await admin.aclose()
+
+
+def test_single_commands_follow_the_write_policy(cluster: ClusterHarness) -> None:
+    async def body(fast: Any, plain: Any) -> None:
+        await fast.set("{t}one", 10)
+        (lost,) = await _lose_in_flight(fast, "{t}", lambda: fast.incr("{t}one"))  # the direct one-key path
+        assert isinstance(lost, OutcomeUnknownConnectionError) and lost.commands == [("INCRBY", "{t}one", 1)]
+        (lost,) = await _lose_in_flight(fast, "{t}", lambda: fast.rpoplpush("{t}a", "{t}b"))  # redis-py's loop
+        assert isinstance(lost, OutcomeUnknownConnectionError)
+        assert await fast.get("{t}one") == b"10"
+        fast.retry_writes = True  # redis-py's behaviour: re-sent
+        assert await _lose_in_flight(fast, "{t}", lambda: fast.incr("{t}one")) == [11]
+        assert await _lose_in_flight(fast, "{t}", lambda: plain.incr("{t}one")) == [12]
+
+    _run(cluster, body)
+
+
 # -- batch, transactions, scripts ------------------------------------------------------
 def test_batch_across_slots(cluster: ClusterHarness) -> None:
     async def body(fast: Any, plain: Any) -> None:

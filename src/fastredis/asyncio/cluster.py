@@ -69,6 +69,7 @@ _NO_OPTIONS: Any = _sync._NO_OPTIONS
 _PENDING: Any = _sync._PENDING
 _CONNECTION_ERRORS = (ConnectionError, TimeoutError, OSError, asyncio.TimeoutError)
 _REDIRECTS = (MovedError, AskError, TryAgainError)
+_REDO: Any = object()  # the single command did not run: redis-py's loop sends it
 # Options only redis-py's node reads honour: such a pipeline runs on its code.
 _REDIS_ONLY_OPTIONS = (NEVER_DECODE, EMPTY_RESPONSE)
 # A stand-in node for the commands whose node only redis-py's (awaitable)
@@ -119,6 +120,8 @@ class RedisCluster(_acluster.RedisCluster):
     pipeline_class: Any = None  # ClusterPipeline, set below
     #: The reply parser of the node connections.
     parser_class: Any = FastAsyncParser
+    #: The RESP core module (compiled ``_resp_c`` or the ``_resp_py`` twin).
+    core: Any = _resp
 
     def __init__(self, *args: Any, retry_writes: bool = False, **kwargs: Any) -> None:
         if not isinstance(retry_writes, bool):
@@ -143,6 +146,10 @@ class RedisCluster(_acluster.RedisCluster):
         node = self._shortcut_node(args, kwargs)
         if node is not None:
             try:
+                if not kwargs and not _redispy.async_observability_enabled():
+                    reply = await self._direct(node, args)
+                    if reply is not _REDO:
+                        return reply
                 return await self._execute_command(node, *args, **kwargs)
             except OutcomeUnknownError:
                 raise
@@ -168,6 +175,38 @@ class RedisCluster(_acluster.RedisCluster):
         slot = _sync._cluster.slot_of(args[1], enc.encoding, enc.encoding_errors)
         nodes = self.nodes_manager.slots_cache.get(slot) if slot >= 0 else None
         return nodes[0] if nodes else None
+
+    async def _direct(self, node: Any, args: Sequence[Any]) -> Any:
+        """One command on ``node``'s connection, written by the core's
+        encoder and read by its reader, when nothing needs redis-py's
+        per-node loop. ``_REDO``: it did not run (a redirect, a refusal, a
+        failure before the write, or a lost idempotent command): redis-py's
+        loop takes it from there. A lost write raises outcome-unknown."""
+        conn = node.acquire_connection()
+        written = False
+        out: List[Any] = []
+        try:
+            await _ready(node, conn)
+            enc = conn.encoder
+            written = True
+            await conn.send_packed_command([self.core.pack_command(args, enc.encoding, enc.encoding_errors)], check_health=False)
+            await aread_into(conn, out, 1)
+        except _CONNECTION_ERRORS as error:
+            if written and not (self.retry_writes or is_idempotent(args)) and _lost(error):
+                raise outcome_unknown(_sync._as_redis_error(error), [args]) from error
+            return _REDO
+        finally:
+            if written and not out:
+                await conn.disconnect(nowait=True)  # its state is unknown
+            node.release(conn)
+        reply = out[0]
+        if isinstance(reply, Exception):
+            if isinstance(reply, _sync._REFUSED) or refused_by_server(reply):
+                return _REDO
+            reply.connection = node  # type: ignore[attr-defined]  # as redis-py's loop marks it
+            raise reply
+        callback = node.response_callbacks.get(args[0])
+        return callback(reply) if callback is not None else reply
 
     async def _execute_command(self, target_node: Any, *args: Any, **kwargs: Any) -> Any:
         """redis-py's per-node send (redirects, topology refresh) under the
@@ -653,7 +692,7 @@ def cluster_class_for(core: Any) -> type:
     suffix = core.__name__.rsplit(".", 1)[-1]
     pipe = type(f"ClusterPipeline{suffix}", (ClusterPipeline,), {"core": core})
     parser = client_class_for(core).parser_class  # type: ignore[attr-defined]
-    return type(f"RedisCluster{suffix}", (RedisCluster,), {"parser_class": parser, "pipeline_class": pipe})
+    return type(f"RedisCluster{suffix}", (RedisCluster,), {"parser_class": parser, "pipeline_class": pipe, "core": core})
 
 # Hot staging methods (the sync cluster pipeline's), except where redis-py's
 # asyncio cluster pipeline has its own method (blocked, or split by slot).

@@ -146,7 +146,8 @@ class RedisCluster(_acluster.RedisCluster):
         node = self._shortcut_node(args, kwargs)
         if node is not None:
             try:
-                if not kwargs and not _redispy.async_observability_enabled():
+                # ``keys`` only serves client-side caching, which cluster nodes do not do.
+                if (not kwargs or kwargs.keys() == {"keys"}) and not _redispy.async_observability_enabled():
                     reply = await self._direct(node, args)
                     if reply is not _REDO:
                         return reply
@@ -189,7 +190,7 @@ class RedisCluster(_acluster.RedisCluster):
             await _ready(node, conn)
             enc = conn.encoder
             written = True
-            await conn.send_packed_command([self.core.pack_command(args, enc.encoding, enc.encoding_errors)], check_health=False)
+            await _send(conn, self.core.pack_command(args, enc.encoding, enc.encoding_errors))
             await aread_into(conn, out, 1)
         except _CONNECTION_ERRORS as error:
             if written and not (self.retry_writes or is_idempotent(args)) and _lost(error):
@@ -254,6 +255,20 @@ async def _drop_closed(node: Any) -> None:
     for conn in tuple(node._free):
         if _closed_by_server(conn):
             await conn.disconnect(nowait=True)
+
+
+async def _send(conn: Any, data: bytes) -> None:
+    """Write ``data``: straight into the transport when the socket takes it
+    all at once (no write timeout task to start); else redis-py's write,
+    which waits for the socket under ``socket_timeout``."""
+    writer = getattr(conn, "_writer", None)
+    transport = getattr(writer, "transport", None)
+    if transport is None or transport.is_closing():
+        await conn.send_packed_command([data], check_health=False)
+        return
+    writer.write(data)
+    if transport.get_write_buffer_size():
+        await conn.send_packed_command([], check_health=False)  # drain the rest
 
 
 async def _ready(node: Any, conn: Any) -> None:
@@ -603,7 +618,7 @@ async def _write(g: Any) -> None:
     g.phase = "write"
     g.dirty = True
     try:
-        await g.conn.send_packed_command([g.buf.take()], check_health=False)
+        await _send(g.conn, g.buf.take())
     except _CONNECTION_ERRORS as e:
         g.error = _sync._as_redis_error(e)
         return

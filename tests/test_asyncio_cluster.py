@@ -134,6 +134,19 @@ def test_pure_python_twin_gives_the_same_results(cluster: ClusterHarness) -> Non
     _run(cluster, body)
 
 
+def test_options_only_redis_py_reads_take_its_path(cluster: ClusterHarness) -> None:
+    async def run(client: Any) -> Any:
+        await client.set("d", "\u00e9")
+        return await client.pipeline().dump("d").get("d").strlen("d").execute()
+
+    async def body(fast: Any, plain: Any) -> None:
+        got = await run(fast)
+        assert got == await run(plain)
+        assert isinstance(got[0], bytes) and got[1] == "\u00e9"  # DUMP's payload not decoded (NEVER_DECODE)
+
+    _run(cluster, body, decode_responses=True)
+
+
 # -- errors -----------------------------------------------------------------------
 def test_pipeline_errors_are_redis_py_s(cluster: ClusterHarness) -> None:
     async def build(client: Any, raise_on_error: bool) -> Any:
@@ -154,10 +167,16 @@ def test_pipeline_errors_are_redis_py_s(cluster: ClusterHarness) -> None:
         assert [type(r) for r in got] == [type(r) for r in expected]
         assert [str(r) for r in got] == [str(r) for r in expected]
         assert got[3] == b"text" and got[5] == 2
-        # redis-py's refusals, raised as it raises them.
+        # redis-py's refusals and routing errors, raised as it raises them.
         for client in (fast, plain):
             with pytest.raises(RedisClusterException, match="unlinking multiple keys"):
                 await client.pipeline().unlink("a", "b")
+        texts = []
+        for client in (fast, plain):
+            with pytest.raises(RedisClusterException) as info:
+                await client.pipeline().set("x", 1).execute_command("MSET", "a", 1, "b", 2).execute()
+            texts.append(str(info.value))
+        assert texts[0] == texts[1] and "same" in texts[0]
 
     _run(cluster, body)
 
@@ -196,15 +215,26 @@ def test_moved_during_slot_migration_resends_only_moved(cluster: ClusterHarness,
         keys = [f"{tag}:{i}" for i in range(30)]
         others = [f"other:{i}" for i in range(30)]
         await fast.pipeline().batch("SET", keys + others, 1).execute()
-        await fast.get_node_from_key(tag).disconnect()  # the map stays stale: MOVED follows
+        # The slot moves behind the client's back: its map is stale, MOVED follows.
         src, dst, slot, target = await _migrate(cluster, fast, tag, keys, fully=True)
         await src.aclose(); await dst.aclose()
         rounds = _count_rounds(monkeypatch)
+        manager = type(fast.nodes_manager)
+        updates: List[str] = []
+        for name in ("move_slot", "initialize"):
+            original = getattr(manager, name)
+
+            async def spy(self: Any, *a: Any, _name: str = name, _original: Any = original, **kw: Any) -> Any:
+                updates.append(_name)
+                return await _original(self, *a, **kw)
+
+            monkeypatch.setattr(manager, name, spy)
         p = fast.pipeline()
         for a, b in zip(keys, others):
             p.incr(a).incr(b)
         assert await p.execute() == [2] * 60
         assert len(rounds) == 2 and rounds[1] == {target.name: 30}  # only the moved ones, one group
+        assert updates == ["move_slot"]  # one slot-map update for the 30 redirects
         assert fast.nodes_manager.slots_cache[slot][0].name == target.name
         assert await fast.mget_nonatomic(keys + others) == [b"2"] * 60  # each incremented once
 

@@ -389,6 +389,10 @@ def test_batch_across_slots(cluster: ClusterHarness) -> None:
         assert await fast.pipeline().batch("GET", keys).get("first").execute() == [str(i).encode() for i in range(300)] + [b"0"]
         assert await plain.mget_nonatomic(keys[:5]) == [b"0", b"1", b"2", b"3", b"4"]
         assert await fast.pipeline().batch("HGET", hashes, "f").execute() == [b"1.5", b"2", b"x"]
+        # Concurrent pipelines from many tasks: each on its own node connections.
+        runs = await asyncio.gather(*(fast.pipeline().batch("INCR", keys).execute() for _ in range(10)))
+        assert sorted(r[0] for r in runs) == list(range(1, 11))
+        assert await fast.pipeline().batch("GET", keys).execute() == [str(i + 10).encode() for i in range(300)]
 
     _run(cluster, body)
 

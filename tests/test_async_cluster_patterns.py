@@ -1,5 +1,5 @@
-"""The asyncio patterns on redis.asyncio.cluster.RedisCluster (one 3-master
-cluster for the module): batches whose keys span slots, NOSCRIPT repaired
+"""The asyncio patterns on redis.asyncio.cluster.RedisCluster and
+fastredis.asyncio.RedisCluster (one 3-master cluster for the module): batches whose keys span slots, NOSCRIPT repaired
 on every primary, transactions in one slot, locks (waiting without pub/sub),
 the cache as L2 only."""
 
@@ -26,9 +26,14 @@ def cluster() -> Iterator[ClusterHarness]:
         yield c
 
 
-def _run(cluster: ClusterHarness, body: Any) -> None:
+@pytest.fixture(params=[redis.asyncio.cluster.RedisCluster, fa.RedisCluster], ids=["redis-py", "fastredis"])
+def client_class(request: pytest.FixtureRequest) -> Any:
+    return request.param
+
+
+def _run(cluster: ClusterHarness, body: Any, client_class: Any) -> None:
     async def main() -> None:
-        rc = redis.asyncio.cluster.RedisCluster(host=cluster.host, port=cluster.ports[0])
+        rc = client_class(host=cluster.host, port=cluster.ports[0])
         try:
             await rc.flushall()
             await body(rc)
@@ -38,7 +43,7 @@ def _run(cluster: ClusterHarness, body: Any) -> None:
     asyncio.run(asyncio.wait_for(main(), 120))
 
 
-def test_limiters_across_slots_and_script_flush(cluster: ClusterHarness) -> None:
+def test_limiters_across_slots_and_script_flush(cluster: ClusterHarness, client_class: Any) -> None:
     async def body(rc: Any) -> None:
         keys = [f"user{i}" for i in range(200)]
         for lim in (fa.FixedWindowLimiter(rc, 2, 60, prefix="fw"), fa.SlidingWindowLimiter(rc, 2, 60, prefix="sw"),
@@ -49,10 +54,10 @@ def test_limiters_across_slots_and_script_flush(cluster: ClusterHarness) -> None
         got = await fa.FixedWindowLimiter(rc, 2, 60, prefix="fw").hit_many(["user1", "fresh"])
         assert [d.allowed for d in got] == [False, True]
 
-    _run(cluster, body)
+    _run(cluster, body, client_class)
 
 
-def test_other_patterns(cluster: ClusterHarness) -> None:
+def test_other_patterns(cluster: ClusterHarness, client_class: Any) -> None:
     async def body(rc: Any) -> None:
         board = fa.Leaderboard(rc, "weekly")
         await board.add_many([f"m{i}" for i in range(100)], list(range(100)))
@@ -79,10 +84,10 @@ def test_other_patterns(cluster: ClusterHarness) -> None:
             await cache.set_many({f"k{i}": i for i in range(10)})
             assert await cache.get_many(["k1", "k9", "x"]) == {"k1": 1, "k9": 9} and not cache.tracking
 
-    _run(cluster, body)
+    _run(cluster, body, client_class)
 
 
-def test_locks(cluster: ClusterHarness) -> None:
+def test_locks(cluster: ClusterHarness, client_class: Any) -> None:
     async def body(rc: Any) -> None:
         tokens = []
         for name in ["a", "b", "job:{1}", "zz"]:  # names landing on different nodes
@@ -96,4 +101,4 @@ def test_locks(cluster: ClusterHarness) -> None:
         await holder.release()
         assert await asyncio.wait_for(waiter, 5)  # no pub/sub on this client: short sleeps, not the 30 s ttl
 
-    _run(cluster, body)
+    _run(cluster, body, client_class)

@@ -438,6 +438,11 @@ CLUSTER_CASES: List[Case] = [
     Case("cluster pipeline 50k mixed (SET/INCR/HSET/GET)", 50_000, _cluster_pipeline_mixed(50_000), "≥ 3×", cluster=True),
     Case("cluster batch() 50k SET", 50_000, _batch_set(50_000), "", cluster=True),
     Case("cluster single-command GET loop 2k", 2_000, _single_get(2_000), "", cluster=True),
+    # redis.asyncio.cluster.RedisCluster against fastredis.asyncio.RedisCluster
+    # (the asyncio twins of the cluster classes: async_class_for).
+    Case("asyncio cluster pipeline 50k SET", 50_000, _apipeline_set(50_000), "", loop="asyncio", cluster=True),
+    Case("asyncio cluster pipeline 50k GET", 50_000, _apipeline_get(50_000), "", loop="asyncio", cluster=True),
+    Case("asyncio cluster single-command GET loop 2k", 2_000, _aseq_get(2_000), "", loop="asyncio", cluster=True),
 ]
 
 
@@ -509,9 +514,12 @@ def async_class_for(cls: type) -> type:
         True
     """
     import redis.asyncio
+    import redis.cluster
 
     if cls is redis.Redis:
         return redis.asyncio.Redis
+    if isinstance(cls, type) and issubclass(cls, redis.cluster.RedisCluster):
+        return _async_cluster_class_for(cls)
     import fastredis.asyncio
     from fastredis.asyncio.client import client_class_for
 
@@ -520,6 +528,20 @@ def async_class_for(cls: type) -> type:
     if core is not None and core.__name__.endswith("_resp_py"):
         return client_class_for(core)
     return fastredis.asyncio.Redis
+
+
+def _async_cluster_class_for(cls: type) -> type:
+    """The asyncio cluster client matching the sync cluster client ``cls`` of
+    :func:`cluster_client_classes` (on the same core)."""
+    import redis.asyncio.cluster
+    import redis.cluster
+
+    if cls is redis.cluster.RedisCluster:
+        return redis.asyncio.cluster.RedisCluster
+    from fastredis import _resp
+    from fastredis.asyncio.cluster import cluster_class_for
+
+    return cluster_class_for(getattr(getattr(cls, "pipeline_class", None), "core", _resp))
 
 
 def time_async_case(case: Case, cls: type, port: int, rounds: Optional[int] = None) -> float:

@@ -39,7 +39,7 @@ from binascii import crc_hqx
 from bisect import bisect_left
 from itertools import repeat
 from operator import itemgetter
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Set, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 import redis
 import redis.cluster
@@ -286,6 +286,109 @@ class _Group:
         self.slow = False  # read reply by reply through redis-py
         self.last = 0.0
         self.dirty = False
+
+
+def _encode_group(g: _Group, core: Any, kw: Dict[str, Any], rows: Any, stack: List[Any]) -> None:
+    """Encode ``g``'s commands into one buffer (``g.buf``) with the core, with
+    the node's encoding (``kw``: its connection kwargs); ``g.wire``: how many
+    replies they make (an ASKING before each after an ASK redirect)."""
+    buf = g.buf = core.CommandBuffer(kw.get("encoding", "utf-8"), kw.get("encoding_errors", "strict"))
+    command = buf.command
+    if g.asking:
+        for i in g.idxs:
+            command(("ASKING",))
+            command(rows[i])
+    elif not rows.has_batch:
+        _cluster.encode_commands(command, stack, g.idxs)
+    else:
+        _encode_with_batches(buf, g.idxs, stack, rows)
+    g.wire = len(g.idxs) * (2 if g.asking else 1)
+
+
+def _sort_replies(
+    groups: List[_Group], results: List[Any], rows: Any, unknown: List[int], retry_writes: bool
+) -> Tuple[List[int], Dict[int, MovedError], Dict[int, Tuple[str, int]], List[_Group], float, bool, bool]:
+    """Sort a round's replies into ``results``: final, refused (to re-send),
+    or lost with the connection (re-sent only if it never reached the node,
+    is idempotent, or ``retry_writes``; else an outcome-unknown error, its
+    index added to ``unknown``). Shared by the sync and asyncio pipelines.
+
+    Returns (indexes to re-send, MovedError by slot, ASK target by index,
+    groups whose connection failed, seconds to wait, whether the slot map
+    needs a full refresh, whether an error is now in ``results``).
+    """
+    retry_next: List[int] = []
+    moved: Dict[int, MovedError] = {}
+    asking: Dict[int, Tuple[str, int]] = {}
+    failed: List[_Group] = []
+    wait = 0.0
+    refresh = False
+    has_errors = False
+    for g in groups:
+        out = g.out
+        idxs = g.idxs
+        if g.asking:
+            # Every other reply is ASKING's +OK; a lost reply cuts the pair.
+            out = out[1::2]
+        if not g.errors and g.error is None and len(out) == len(idxs):
+            _cluster.scatter(results, idxs, out)
+            continue
+        lost_from = min(len(out), len(idxs))
+        for i, r in zip(idxs, out):
+            if isinstance(r, Exception):
+                if isinstance(r, _REFUSED):
+                    results[i] = r  # until a later round replaces it
+                    retry_next.append(i)
+                    if isinstance(r, MovedError):
+                        moved.setdefault(r.slot_id, r)
+                    elif isinstance(r, AskError):
+                        asking[i] = (r.host, r.port)
+                    elif isinstance(r, TryAgainError):
+                        wait = max(wait, 0.05)
+                    else:  # CLUSTERDOWN, LOADING: a failover or restart in progress
+                        wait = max(wait, 0.25)
+                        refresh = True
+                    continue
+                has_errors = True
+            results[i] = r
+        if lost_from < len(idxs):
+            failed.append(g)
+            error = g.error
+            for i in idxs[lost_from:]:
+                if g.phase == "connect" or retry_writes or is_idempotent(rows[i]):
+                    retry_next.append(i)
+                else:
+                    results[i] = outcome_unknown(error, [rows[i]])  # type: ignore[arg-type]
+                    results[i].__cause__ = error
+                    unknown.append(i)
+                    has_errors = True
+    return retry_next, moved, asking, failed, wait, refresh, has_errors
+
+
+def _ttl_exhausted(pending: List[int], results: List[Any]) -> None:
+    """Still redirected or refused after the request TTL: redis-py's
+    ``ClusterError("TTL exhausted.")``, or the last refusal (e.g.
+    CLUSTERDOWN) where there is one."""
+    for i in pending:
+        if results[i] is _PENDING:
+            results[i] = ClusterError("TTL exhausted.")
+
+
+def _give_up_lost(failed: List[_Group], retry_next: List[int], results: List[Any]) -> Tuple[List[int], bool]:
+    """Retries exhausted: the commands lost with a failed connection get its
+    error in place; the others (redirected) are still re-sent. Returns those
+    and whether any error was placed."""
+    lost = {i for g in failed for i in g.idxs}
+    by_index = {i: g.error for g in failed for i in g.idxs}
+    keep = []
+    placed = False
+    for i in retry_next:
+        if i in lost:
+            results[i] = by_index[i]
+            placed = True
+        else:
+            keep.append(i)
+    return keep, placed
 
 
 class ClusterPipeline(_PARENT_PIPELINE):  # type: ignore[misc,valid-type]
@@ -595,79 +698,25 @@ class ClusterPipeline(_PARENT_PIPELINE):  # type: ignore[misc,valid-type]
         while pending:
             rounds += 1
             if rounds > self.RedisClusterRequestTTL:
-                # Still redirected or refused: the last refusal (e.g. CLUSTERDOWN) stays in place.
-                for i in pending:
-                    if results[i] is _PENDING:
-                        results[i] = ClusterError("TTL exhausted.")
+                _ttl_exhausted(pending, results)
                 has_errors = True
                 break
             groups = self._route(rows, stack, pending, asking, cluster_callbacks if first else None)
             if groups is None:  # HIMPORT: redis-py's path for the whole pipeline
                 return self._execute_redis_path(stack, raise_on_error)
             first = False
-            asking = {}
             self._send_and_read(groups, rows, stack)
             if callbacks is None and groups:
                 callbacks = groups[0].redis_node.response_callbacks
-            # Sort the replies: final, refused (re-send), or lost.
-            retry_next: List[int] = []
-            moved: Dict[int, MovedError] = {}
-            failed: List[_Group] = []
-            wait = 0.0
-            refresh = False
-            for g in groups:
-                out = g.out
-                idxs = g.idxs
-                if g.asking:
-                    # Every other reply is ASKING's +OK; a lost reply cuts the pair.
-                    out = out[1::2]
-                if not g.errors and g.error is None and len(out) == len(idxs):
-                    _cluster.scatter(results, idxs, out)
-                    continue
-                lost_from = min(len(out), len(idxs))
-                for i, r in zip(idxs, out):
-                    if isinstance(r, Exception):
-                        if isinstance(r, _REFUSED):
-                            results[i] = r  # until a later round replaces it
-                            retry_next.append(i)
-                            if isinstance(r, MovedError):
-                                moved.setdefault(r.slot_id, r)
-                            elif isinstance(r, AskError):
-                                asking[i] = (r.host, r.port)
-                            elif isinstance(r, TryAgainError):
-                                wait = max(wait, 0.05)
-                            else:  # CLUSTERDOWN, LOADING: a failover or restart in progress
-                                wait = max(wait, 0.25)
-                                refresh = True
-                            continue
-                        has_errors = True
-                    results[i] = r
-                if lost_from < len(idxs):
-                    failed.append(g)
-                    error = g.error
-                    for i in idxs[lost_from:]:
-                        if g.phase == "connect" or self.retry_writes or is_idempotent(rows[i]):
-                            retry_next.append(i)
-                        else:
-                            results[i] = outcome_unknown(error, [rows[i]])  # type: ignore[arg-type]
-                            results[i].__cause__ = error
-                            unknown.append(i)
-                            has_errors = True
+            retry_next, moved, asking, failed, wait, refresh, errors = _sort_replies(groups, results, rows, unknown, self.retry_writes)
+            has_errors = has_errors or errors
             if failed:
                 failures += 1
                 for g in failed:
                     self._forget_node(g)
                 if failures > retries:
-                    lost = {i for g in failed for i in g.idxs}
-                    by_index = {i: g.error for g in failed for i in g.idxs}
-                    keep = []
-                    for i in retry_next:
-                        if i in lost:
-                            results[i] = by_index[i]
-                            has_errors = True
-                        else:
-                            keep.append(i)
-                    retry_next = keep
+                    retry_next, gave_up = _give_up_lost(failed, retry_next, results)
+                    has_errors = has_errors or gave_up
                 else:
                     refresh = True
                     if backoff is not None:
@@ -734,136 +783,28 @@ class ClusterPipeline(_PARENT_PIPELINE):  # type: ignore[misc,valid-type]
         asking: Dict[int, Tuple[str, int]],
         cluster_callbacks: Optional[List[int]],
     ) -> Optional[List[_Group]]:
-        """Group ``pending`` commands per node, in stack order within a node;
-        ASK-redirected ones in groups of their own (ASKING before each).
-
-        The core (``_cluster.route``) places the commands it can (a name in
-        ``_KEY_SPECS``, no options, str/bytes keys): it asks for one group
-        per slot. Every other command (batch rows, options, other key types,
-        commands off the table) comes back here, to the same rules redis-py's
-        pipeline routes by. None: a command only redis-py's path handles."""
+        """Group ``pending`` commands per node (see :func:`_route_groups`).
+        None: a command only redis-py's path handles."""
         manager = self.nodes_manager
-        slots = manager.slots_cache
         encoder = self.encoder
-        enc, errs = encoder.encoding, encoder.encoding_errors
-        groups: List[_Group] = []
-        idx_lists: List[List[int]] = []
-        by_name: Dict[str, int] = {}
-        ask_by_name: Dict[str, int] = {}
-        fast = not (self.read_from_replicas or self.load_balancing_strategy)
-        table = self.cluster_response_callbacks
-        check_callbacks = cluster_callbacks is not None
-        spec_callbacks = check_callbacks and any(str(k).upper() in _KEY_SPECS for k in table)
-        batch_keys: Dict[int, Any] = {}
 
-        def group_of(node: Any, ask: bool = False) -> int:
-            index = ask_by_name if ask else by_name
-            gid = index.get(node.name)
-            if gid is None:
-                g = _Group(node, ask)
-                gid = index[node.name] = len(groups)
-                groups.append(g)
-                idx_lists.append(g.idxs)
-            return gid
+        def ask_node(host: str, port: int) -> Any:
+            node = manager.get_node(host=host, port=port)
+            return node if node is not None else redis.cluster.ClusterNode(host, port, redis.cluster.PRIMARY)
 
-        by_node: Dict[int, int] = {}
+        return _route_groups(
+            stack, rows, pending, asking, manager, ask_node, self._route_slow,
+            encoder.encoding, encoder.encoding_errors,
+            fast=not (self.read_from_replicas or self.load_balancing_strategy),
+            table=self.cluster_response_callbacks,
+            cluster_callbacks=cluster_callbacks,
+            batch_slots=self._cached_batch_slots if self._batches else None,
+        )
 
-        def slot_group(slot: int) -> int:
-            nodes = slots.get(slot)
-            if nodes:
-                gid = by_node.get(id(nodes[0]))
-                if gid is None:
-                    gid = by_node[id(nodes[0])] = group_of(nodes[0])
-                return gid
-            # No owner known: redis-py's lookup raises SlotNotCoveredError.
-            return group_of(manager.get_node_from_slot(slot))
-
-        def command_group(i: int) -> int:
-            if asking and i in asking:
-                host, port = asking[i]
-                node = manager.get_node(host=host, port=port)
-                if node is None:
-                    node = redis.cluster.ClusterNode(host, port, redis.cluster.PRIMARY)
-                return group_of(node, True)
-            args, options = stack[i]
-            if type(args) is _BatchArgs:
-                key_of = batch_keys.get(id(args))
-                if key_of is None:
-                    key_of = batch_keys[id(args)] = _batch_key_column(args)
-                name = args.name
-                spec = _KEY_SPECS.get(name) if fast and key_of is not _NO_KEY else None
-                if spec == _ONE_KEY:
-                    args = (name, key_of[i - args.start] if type(key_of) is list else key_of)
-                else:
-                    args = rows[i]
-            else:
-                name = args[0]
-                spec = _KEY_SPECS.get(name) if fast and not (options and "target_nodes" in options) else None
-            if check_callbacks and (spec is None or spec_callbacks) and name in table:
-                cluster_callbacks.append(i)  # type: ignore[union-attr]
-            slot = -1
-            if spec == _ONE_KEY and len(args) > 1:
-                slot = key_slot(args[1], enc, errs)
-            elif spec is not None:
-                slot = self._multi_key_slot(args, spec)
-            if slot >= 0:
-                return slot_group(slot)
-            node = self._route_slow(args, options)
-            return -1 if node is None else group_of(node)
-
-        specs = _KEY_SPECS if fast and not spec_callbacks else {}
-        batches = None
-        if specs and self._batches:
-            batches = self._batch_slots
-            if batches is None:
-                batches = self._batch_slots = self._slots_of_batches(enc, errs)
-        if asking:
-            for i in pending:
-                if i in asking:
-                    idx_lists[command_group(i)].append(i)
-            pending = [i for i in pending if i not in asking]
-        if not _cluster.route(stack, pending, specs, enc, errs, slot_group, command_group, idx_lists, batches):
-            return None
-        return groups
-
-    def _slots_of_batches(self, enc: str, errs: str) -> Dict[Any, Any]:
-        """For each one-key ``batch()``: ``entry -> (start, slot of each row)``."""
-        out: Dict[Any, Any] = {}
-        for entry in self._batches:
-            if _KEY_SPECS.get(entry.name) != _ONE_KEY:
-                continue
-            keys = _batch_key_column(entry, plain=False)  # rows with other key types: routed in Python
-            if keys is _NO_KEY:
-                continue
-            if type(keys) is list:
-                out[entry] = (entry.start, _cluster.slots_of(keys, enc, errs))
-            else:
-                slot = _cluster.slot_of(keys, enc, errs)
-                if slot >= 0:
-                    out[entry] = (entry.start, [slot] * _batch_len(entry))
-        return out
-
-    def _multi_key_slot(self, args: Sequence[Any], spec: int) -> int:
-        """The one slot of a multi-key command, or -1 for redis-py's routing
-        (which raises redis-py's error when the keys span slots)."""
-        enc = self.encoder
-        if spec == _ALL_KEYS:
-            keys = args[1:]
-        else:
-            if len(args) < 3:
-                return -1
-            try:
-                numkeys = int(args[2])
-            except (TypeError, ValueError):
-                return -1
-            keys = args[3:3 + numkeys]
-        if not keys:
-            return -1
-        slot = key_slot(keys[0], enc.encoding, enc.encoding_errors)
-        for k in keys[1:]:
-            if key_slot(k, enc.encoding, enc.encoding_errors) != slot:
-                return -1
-        return slot
+    def _cached_batch_slots(self, enc: str, errs: str) -> Dict[Any, Any]:
+        if self._batch_slots is None:
+            self._batch_slots = _slots_of_batches(self._batches, enc, errs)
+        return self._batch_slots
 
     def _route_slow(self, args: Sequence[Any], options: Any) -> Any:
         """The node redis-py's cluster pipeline would send ``args`` to, with
@@ -915,22 +856,8 @@ class ClusterPipeline(_PARENT_PIPELINE):  # type: ignore[misc,valid-type]
         for g in groups:
             g.redis_node = self.get_redis_connection(g.node)
             kw = g.redis_node.connection_pool.connection_kwargs
-            decoding = kw.get("decode_responses")
-            buf = g.buf = core.CommandBuffer(kw.get("encoding", "utf-8"), kw.get("encoding_errors", "strict"))
-            command = buf.command
-            slow = False
-            if g.asking:
-                for i in g.idxs:
-                    command(("ASKING",))
-                    command(rows[i])
-            elif not rows.has_batch:
-                _cluster.encode_commands(command, stack, g.idxs)
-            else:
-                _encode_with_batches(buf, g.idxs, stack, rows)
-            if decoding:
-                slow = any(stack[i][1] and NEVER_DECODE in stack[i][1] for i in g.idxs)
-            g.slow = slow
-            g.wire = len(g.idxs) * (2 if g.asking else 1)
+            _encode_group(g, core, kw, rows, stack)
+            g.slow = bool(kw.get("decode_responses")) and any(stack[i][1] and NEVER_DECODE in stack[i][1] for i in g.idxs)
         try:
             # Every connection first: an exhausted pool raises before anything is sent.
             for g in groups:
@@ -1127,10 +1054,11 @@ class ClusterPipeline(_PARENT_PIPELINE):  # type: ignore[misc,valid-type]
         self.nodes_manager.move_node_to_end_of_cached_nodes(g.node.name)
 
 
-def _make_hot(method: str, command: str, params: str, sent: str, fallback: str) -> Any:
+def _make_hot(method: str, command: str, params: str, sent: str, fallback: str, parent: Any = _PARENT_PIPELINE, owner: str = "fastredis.cluster.ClusterPipeline") -> Any:
     """A staging method from its ``HOT_COMMANDS`` row: append the arguments
     (routed and encoded at execute); a transaction, or a call the row does
-    not handle, goes to redis-py's method."""
+    not handle, goes to ``parent``'s method (redis-py's pipeline: the sync
+    one, or the asyncio one for :mod:`fastredis.asyncio.cluster`)."""
     guard = "self._tx" + (f" or {fallback}" if fallback else "")
     names = ", ".join(p.split("=")[0].strip() for p in params.split(","))
     source = (
@@ -1140,11 +1068,12 @@ def _make_hot(method: str, command: str, params: str, sent: str, fallback: str) 
         f"    self._stack.append((({command!r}, {sent},), _NO_OPTIONS))\n"
         f"    return self\n"
     )
-    namespace: Dict[str, Any] = {"_PARENT": _PARENT_PIPELINE, "_NO_OPTIONS": _NO_OPTIONS}
-    exec(compile(source, f"<fastredis.cluster.{method}>", "exec"), namespace)
+    namespace: Dict[str, Any] = {"_PARENT": parent, "_NO_OPTIONS": _NO_OPTIONS}
+    module, _, cls = owner.rpartition(".")
+    exec(compile(source, f"<{module}.{method}>", "exec"), namespace)
     func = namespace[method]
-    func.__qualname__ = f"ClusterPipeline.{method}"
-    func.__doc__ = getattr(getattr(_PARENT_PIPELINE, method, None), "__doc__", None)
+    func.__qualname__ = f"{cls}.{method}"
+    func.__doc__ = getattr(getattr(parent, method, None), "__doc__", None)
     return func
 
 
@@ -1254,6 +1183,147 @@ def _encode_with_batches(buf: Any, idxs: List[int], stack: List[Any], rows: Any)
             args.append(a)
         buf.batch(args)
         j = k
+
+
+def _route_groups(
+    stack: List[Any],
+    rows: Any,
+    pending: List[int],
+    asking: Dict[int, Tuple[str, int]],
+    manager: Any,
+    ask_node: Callable[[str, int], Any],
+    slow_node: Callable[[Sequence[Any], Any], Any],
+    enc: str,
+    errs: str,
+    fast: bool,
+    table: Any,
+    cluster_callbacks: Optional[List[int]],
+    batch_slots: Optional[Callable[[str, str], Dict[Any, Any]]],
+) -> Optional[List[_Group]]:
+    """Group ``pending`` commands per node, in stack order within a node;
+    ASK-redirected ones (``asking``: index -> (host, port), the node from
+    ``ask_node``) in groups of their own (ASKING before each).
+
+    The core (``_cluster.route``) places the commands it can (a name in
+    ``_KEY_SPECS``, no options, str/bytes keys): it asks for one group per
+    slot of ``manager.slots_cache``. Every other command (batch rows, options,
+    other key types, commands off the table) comes back here, to the rules
+    redis-py's pipeline routes by; ``slow_node(args, options)`` places those
+    off the table. ``fast``: no replica reads (else every command is slow).
+    ``table``: cluster result callbacks; the indexes of commands that need
+    one are appended to ``cluster_callbacks`` (None: do not look). None: a
+    command only redis-py's path handles. Shared by the sync and asyncio
+    pipelines."""
+    slots = manager.slots_cache
+    groups: List[_Group] = []
+    idx_lists: List[List[int]] = []
+    by_name: Dict[str, int] = {}
+    ask_by_name: Dict[str, int] = {}
+    check_callbacks = cluster_callbacks is not None
+    spec_callbacks = check_callbacks and any(str(k).upper() in _KEY_SPECS for k in table)
+    batch_keys: Dict[int, Any] = {}
+
+    def group_of(node: Any, ask: bool = False) -> int:
+        index = ask_by_name if ask else by_name
+        gid = index.get(node.name)
+        if gid is None:
+            g = _Group(node, ask)
+            gid = index[node.name] = len(groups)
+            groups.append(g)
+            idx_lists.append(g.idxs)
+        return gid
+
+    by_node: Dict[int, int] = {}
+
+    def slot_group(slot: int) -> int:
+        nodes = slots.get(slot)
+        if nodes:
+            gid = by_node.get(id(nodes[0]))
+            if gid is None:
+                gid = by_node[id(nodes[0])] = group_of(nodes[0])
+            return gid
+        # No owner known: redis-py's lookup raises SlotNotCoveredError.
+        return group_of(manager.get_node_from_slot(slot))
+
+    def command_group(i: int) -> int:
+        if asking and i in asking:
+            return group_of(ask_node(*asking[i]), True)
+        args, options = stack[i]
+        if type(args) is _BatchArgs:
+            key_of = batch_keys.get(id(args))
+            if key_of is None:
+                key_of = batch_keys[id(args)] = _batch_key_column(args)
+            name = args.name
+            spec = _KEY_SPECS.get(name) if fast and key_of is not _NO_KEY else None
+            if spec == _ONE_KEY:
+                args = (name, key_of[i - args.start] if type(key_of) is list else key_of)
+            else:
+                args = rows[i]
+        else:
+            name = args[0]
+            spec = _KEY_SPECS.get(name) if fast and not (options and "target_nodes" in options) else None
+        if check_callbacks and (spec is None or spec_callbacks) and name in table:
+            cluster_callbacks.append(i)  # type: ignore[union-attr]
+        slot = -1
+        if spec == _ONE_KEY and len(args) > 1:
+            slot = key_slot(args[1], enc, errs)
+        elif spec is not None:
+            slot = _multi_key_slot(args, spec, enc, errs)
+        if slot >= 0:
+            return slot_group(slot)
+        node = slow_node(args, options)
+        return -1 if node is None else group_of(node)
+
+    specs = _KEY_SPECS if fast and not spec_callbacks else {}
+    batches = batch_slots(enc, errs) if specs and batch_slots is not None else None
+    if asking:
+        for i in pending:
+            if i in asking:
+                idx_lists[command_group(i)].append(i)
+        pending = [i for i in pending if i not in asking]
+    if not _cluster.route(stack, pending, specs, enc, errs, slot_group, command_group, idx_lists, batches):
+        return None
+    return groups
+
+
+def _slots_of_batches(batches: List[_BatchArgs], enc: str, errs: str) -> Dict[Any, Any]:
+    """For each one-key ``batch()``: ``entry -> (start, slot of each row)``."""
+    out: Dict[Any, Any] = {}
+    for entry in batches:
+        if _KEY_SPECS.get(entry.name) != _ONE_KEY:
+            continue
+        keys = _batch_key_column(entry, plain=False)  # rows with other key types: routed in Python
+        if keys is _NO_KEY:
+            continue
+        if type(keys) is list:
+            out[entry] = (entry.start, _cluster.slots_of(keys, enc, errs))
+        else:
+            slot = _cluster.slot_of(keys, enc, errs)
+            if slot >= 0:
+                out[entry] = (entry.start, [slot] * _batch_len(entry))
+    return out
+
+
+def _multi_key_slot(args: Sequence[Any], spec: int, enc: str, errs: str) -> int:
+    """The one slot of a multi-key command, or -1 for redis-py's routing
+    (which raises redis-py's error when the keys span slots)."""
+    if spec == _ALL_KEYS:
+        keys = args[1:]
+    else:
+        if len(args) < 3:
+            return -1
+        try:
+            numkeys = int(args[2])
+        except (TypeError, ValueError):
+            return -1
+        keys = args[3:3 + numkeys]
+    if not keys:
+        return -1
+    slot = key_slot(keys[0], enc, errs)
+    for k in keys[1:]:
+        if key_slot(k, enc, errs) != slot:
+            return -1
+    return slot
 
 
 _CommandPolicies: Any = redis.cluster.CommandPolicies

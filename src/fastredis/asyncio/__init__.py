@@ -5,8 +5,10 @@ constructor, commands, pipelines, pub/sub, scripts and errors. Concurrent
 commands from many tasks share a few multiplexed connections (one write per
 event-loop iteration, replies matched in order), blocking and stateful
 commands take a dedicated pool connection, and every command and reply goes
-through the Cython core. ``import fastredis.asyncio as redis`` works: the
-other public names of ``redis.asyncio`` are re-exported.
+through the Cython core. ``fastredis.asyncio.RedisCluster`` does the same
+for ``redis.asyncio.cluster.RedisCluster`` (:mod:`fastredis.asyncio.cluster`).
+``import fastredis.asyncio as redis`` works: the other public names of
+``redis.asyncio`` are re-exported.
 
 Example::
 
@@ -25,6 +27,7 @@ Example::
 import redis.asyncio as _redis_asyncio
 
 from .client import DEDICATED_COMMANDS, Redis, StrictRedis, is_multiplexed
+from .cluster import ClusterPipeline, RedisCluster
 from .connection import FastAsyncParser
 from .pipeline import Pipeline
 from .patterns.analytics import ActivityBitmap, CounterSeries, PageAnalytics, Stats, UniqueCounter
@@ -67,6 +70,8 @@ __all__ = [
     "Redis",
     "StrictRedis",
     "Pipeline",
+    "RedisCluster",
+    "ClusterPipeline",
     "from_url",
     "FastAsyncParser",
     "DEDICATED_COMMANDS",

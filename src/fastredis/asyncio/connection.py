@@ -34,7 +34,7 @@ from .. import _redispy, _resp
 from .._redispy import NOT_ENOUGH_DATA, AsyncHiredisParser
 from ..exceptions import ProtocolError
 
-__all__ = ["FastAsyncParser", "install_fast_async_parser", "is_fast_async_connection", "aread_replies", "refused_by_server"]
+__all__ = ["FastAsyncParser", "install_fast_async_parser", "is_fast_async_connection", "aread_replies", "aread_into", "refused_by_server"]
 
 if sys.version_info >= (3, 11):
     from asyncio import timeout as _timeout
@@ -143,8 +143,16 @@ async def aread_replies(conn: Any, count: int) -> Tuple[List[Any], bool]:
     as redis-py's ``read_response`` does.
     """
     out: List[Any] = []
+    has_errors = await aread_into(conn, out, count)
+    return out, has_errors
+
+
+async def aread_into(conn: Any, out: List[Any], count: int) -> bool:
+    """:func:`aread_replies` appending to ``out``: after a failure ``out``
+    holds the replies that did arrive (a cluster pipeline re-sends only the
+    others). Returns whether any reply read is an error reply."""
     if count <= 0:
-        return out, False
+        return False
     parser = conn._parser
     reader = getattr(parser, "_reader", None)
     if not isinstance(parser, FastAsyncParser) or reader is None:
@@ -153,7 +161,7 @@ async def aread_replies(conn: Any, count: int) -> Tuple[List[Any], bool]:
                 out.append(await conn.read_response())
             except ResponseError as e:
                 out.append(e)
-        return out, True
+        return True
     pushes: List[Any] = []
     host_error = conn._host_error()
     got = 0
@@ -178,12 +186,10 @@ async def aread_replies(conn: Any, count: int) -> Tuple[List[Any], bool]:
         await parser.handle_push_response(frame)
     if conn.health_check_interval:
         conn.next_health_check = asyncio.get_running_loop().time() + conn.health_check_interval
-    has_errors = False
-    for r in out:
+    for r in out[len(out) - got:]:
         if isinstance(r, BaseException):
-            has_errors = True
-            break
-    return out, has_errors
+            return True
+    return False
 
 
 def refused_by_server(error: BaseException) -> bool:

@@ -346,21 +346,27 @@ class Pipeline(_aclient.Pipeline):
         return await self._apply_callbacks(response, commands, has_errors)
 
     async def _apply_callbacks(self, response: List[Any], commands: Any, has_errors: bool) -> List[Any]:
-        callbacks = self.response_callbacks
-        custom = [False]
+        return await aapply_callbacks(response, commands, self.response_callbacks, has_errors)
 
-        def lookup(name: Any) -> Any:
-            cb = callbacks.get(name)
-            if cb is not None and id(cb) not in BUILTIN_CALLBACKS:
-                custom[0] = True
-            return cb
 
-        _pipeline.apply_callbacks(response, commands, lookup, OK_CALLBACKS, has_errors)
-        if custom[0]:  # a user callback may be a coroutine function, as redis-py allows
-            for i, r in enumerate(response):
-                if inspect.isawaitable(r):
-                    response[i] = await r
-        return response
+async def aapply_callbacks(response: List[Any], commands: Any, callbacks: Any, has_errors: bool) -> List[Any]:
+    """``callbacks[name](reply, **options)`` for each reply, in place, as
+    redis-py's asyncio pipelines do (a user callback may return an awaitable).
+    ``commands``: the ``(args, options)`` of each reply."""
+    custom = [False]
+
+    def lookup(name: Any) -> Any:
+        cb = callbacks.get(name)
+        if cb is not None and id(cb) not in BUILTIN_CALLBACKS:
+            custom[0] = True
+        return cb
+
+    _pipeline.apply_callbacks(response, commands, lookup, OK_CALLBACKS, has_errors)
+    if custom[0]:  # a user callback may be a coroutine function, as redis-py allows
+        for i, r in enumerate(response):
+            if inspect.isawaitable(r):
+                response[i] = await r
+    return response
 
 
 def _refusals(replies: List[Any], transaction: bool) -> List[Any]:

@@ -46,12 +46,12 @@ def _run(cluster: ClusterHarness, body: Any, client_class: Any) -> None:
 def test_limiters_across_slots_and_script_flush(cluster: ClusterHarness, client_class: Any) -> None:
     async def body(rc: Any) -> None:
         keys = [f"user{i}" for i in range(200)]
-        for lim in (fa.FixedWindowLimiter(rc, 2, 60, prefix="fw"), fa.SlidingWindowLimiter(rc, 2, 60, prefix="sw"),
-                    fa.CompositeLimiter([fa.FixedWindowLimiter(rc, 2, 60, prefix="c1"),
+        for lim in (fa.FixedWindowLimiter(rc, 2, 3600, prefix="fw"), fa.SlidingWindowLimiter(rc, 2, 3600, prefix="sw"),
+                    fa.CompositeLimiter([fa.FixedWindowLimiter(rc, 2, 3600, prefix="c1"),
                                          fa.TokenBucketLimiter(rc, rate=0.001, capacity=5, prefix="c2")])):
             assert [d.allowed for d in await lim.hit_many(keys * 3)] == [True] * 400 + [False] * 200
         await rc.script_flush()
-        got = await fa.FixedWindowLimiter(rc, 2, 60, prefix="fw").hit_many(["user1", "fresh"])
+        got = await fa.FixedWindowLimiter(rc, 2, 3600, prefix="fw").hit_many(["user1", "fresh"])
         assert [d.allowed for d in got] == [False, True]
 
     _run(cluster, body, client_class)

@@ -17,7 +17,7 @@ import pytest
 import redis
 from hypothesis import settings
 
-from fastredis.server import RedisServer
+from fastredis.server import RedisCluster, RedisServer
 
 # No per-example deadline: the machines are shared and noisy. CI also runs
 # hypothesis with a fixed seed, so a green run here is a green run there;
@@ -118,3 +118,13 @@ def server_factory() -> Iterator[Callable[..., RedisServer]]:
 def private_server(server_factory: Callable[..., RedisServer]) -> RedisServer:
     """One private server this test may restart, kill or pause."""
     return server_factory()
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[RedisCluster]:
+    """A private 3-master cluster shared by the tests of one module (a module
+    that needs replicas or other timeouts defines its own)."""
+    if EXTERNAL_URL:
+        pytest.skip("needs private redis-server processes; FASTREDIS_REDIS_URL is set")
+    with RedisCluster(3) as c:
+        yield c

@@ -6,8 +6,7 @@ the cache as L2 only."""
 from __future__ import annotations
 
 import asyncio
-import os
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import redis.asyncio.cluster
@@ -16,14 +15,6 @@ import fastredis.asyncio as fa
 from fastredis.server import RedisCluster as ClusterHarness
 
 pytestmark = pytest.mark.cluster
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[ClusterHarness]:
-    if os.environ.get("FASTREDIS_REDIS_URL"):
-        pytest.skip("needs private redis-server processes; FASTREDIS_REDIS_URL is set")
-    with ClusterHarness(3) as c:
-        yield c
 
 
 @pytest.fixture(params=[redis.asyncio.cluster.RedisCluster, fa.RedisCluster], ids=["redis-py", "fastredis"])

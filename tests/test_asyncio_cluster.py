@@ -6,8 +6,7 @@ write-retry policy, batch(), transactions and scripts."""
 from __future__ import annotations
 
 import asyncio
-import os
-from typing import Any, Awaitable, Callable, Dict, Iterator, List
+from typing import Any, Awaitable, Callable, Dict, List
 
 import pytest
 import redis.asyncio
@@ -26,14 +25,6 @@ from fastredis.server import RedisCluster as ClusterHarness
 pytestmark = pytest.mark.cluster
 
 PlainCluster = redis.asyncio.cluster.RedisCluster
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[ClusterHarness]:
-    if os.environ.get("FASTREDIS_REDIS_URL"):
-        pytest.skip("needs private redis-server processes; FASTREDIS_REDIS_URL is set")
-    with ClusterHarness(3) as c:
-        yield c
 
 
 def _run(cluster: ClusterHarness, body: Callable[..., Awaitable[None]], **kwargs: Any) -> None:

@@ -11,8 +11,7 @@ multi-key commands, scripts, routing by ``target_nodes`` and transactions.
 from __future__ import annotations
 
 import itertools
-import os
-from typing import Any, Callable, Iterator, List
+from typing import Any, Callable, List
 
 import pytest
 import redis
@@ -99,14 +98,6 @@ TX_OPS: List[Callable[[Any], Any]] = [
     lambda c: c.execute_command("PING"),
     lambda c: c.set("{t}x", "y"),
 ]
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[ClusterHarness]:
-    if os.environ.get("FASTREDIS_REDIS_URL"):
-        pytest.skip("needs private redis-server processes; FASTREDIS_REDIS_URL is set")
-    with ClusterHarness(3) as c:
-        yield c
 
 
 def _describe(r: Any) -> Any:

@@ -4,7 +4,6 @@ out as one cluster pipeline, and scripts flushed on every node are reloaded."""
 
 from __future__ import annotations
 
-import os
 from typing import Any, Iterator
 
 import pytest
@@ -14,14 +13,6 @@ import fastredis
 from fastredis.server import RedisCluster as ClusterHarness
 
 pytestmark = pytest.mark.cluster
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[ClusterHarness]:
-    if os.environ.get("FASTREDIS_REDIS_URL"):
-        pytest.skip("needs private redis-server processes; FASTREDIS_REDIS_URL is set")
-    with ClusterHarness(3) as c:
-        yield c
 
 
 @pytest.fixture(params=["fastredis", "redis-py"])

@@ -192,12 +192,17 @@ async def _migrate(cluster: ClusterHarness, fast: Any, tag: str, keys: List[str]
 
 
 async def _settle(cluster: ClusterHarness, fast: Any, slot: int, target: Any) -> None:
-    for port in cluster.ports:
+    """End the migration as Redis's docs order it (the target first, so its
+    epoch bump wins over the source's gossip), then wait until every node
+    agrees: else a node could still redirect back and the client ping-pong."""
+    ports = sorted(cluster.ports, key=lambda port: port != target.port)
+    for port in ports:
         node = redis.asyncio.Redis(host=cluster.host, port=port)
         try:
             await node.execute_command("CLUSTER SETSLOT", slot, "NODE", cluster.node_id(target.port))
         finally:
             await node.aclose()
+    await asyncio.to_thread(cluster.wait_ok)
 
 
 def test_moved_during_slot_migration_resends_only_moved(cluster: ClusterHarness, monkeypatch: pytest.MonkeyPatch) -> None:

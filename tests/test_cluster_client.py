@@ -331,10 +331,11 @@ def test_ask_redirects_are_grouped_with_asking(rc: RedisCluster, cluster: Cluste
         rest = src.execute_command("CLUSTER GETKEYSINSLOT", slot, 1000)
         if rest:
             src.execute_command("MIGRATE", target.host, target.port, "", 0, 5000, "KEYS", *rest)
-        for node in (src, dst):
+        for node in (dst, src):  # the target first, as Redis's docs order it
             node.execute_command("CLUSTER SETSLOT", slot, "NODE", cluster.node_id(target.port))
         src.close()
         dst.close()
+        cluster.wait_ok()  # every node agrees before the next test routes by it
     rc.nodes_manager.initialize()
     assert rc.pipeline().get(keys[0]).get(keys[-1]).execute() == [b"v", b"v"]
 

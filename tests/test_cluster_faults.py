@@ -128,7 +128,9 @@ def test_live_slot_migration_keeps_every_counter_exact(cluster: ClusterHarness) 
         rest = src.execute_command("CLUSTER GETKEYSINSLOT", slot, 1000)
         src.execute_command("MIGRATE", target.host, target.port, "", 0, 5000, "KEYS", *rest)
         _wait_rounds(rounds, 3)
-        for port in cluster.master_ports():
+        # The target first, as Redis's docs order it: its epoch bump then
+        # wins over the source's gossip.
+        for port in sorted(cluster.master_ports(), key=lambda port: port != target.port):
             with redis.Redis(host=cluster.host, port=port) as node:
                 node.execute_command("CLUSTER SETSLOT", slot, "NODE", cluster.node_id(target.port))
         _wait_rounds(rounds, 5)  # MOVED: the client patches its slot map

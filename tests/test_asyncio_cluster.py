@@ -11,7 +11,7 @@ from typing import Any, Awaitable, Callable, Dict, List
 import pytest
 import redis.asyncio
 import redis.asyncio.cluster
-from redis.exceptions import CrossSlotTransactionError, NoScriptError, RedisClusterException, ResponseError
+from redis.exceptions import CrossSlotTransactionError, NoScriptError, RedisClusterException, ResponseError, WatchError
 
 import fastredis.asyncio as fa
 from fastredis import _resp_py
@@ -374,6 +374,79 @@ def test_single_commands_follow_the_write_policy(cluster: ClusterHarness) -> Non
 
 
 # -- batch, transactions, scripts ------------------------------------------------------
+def test_transactions_follow_the_write_policy(cluster: ClusterHarness) -> None:
+    """A MULTI/EXEC lost on the way is not re-sent (redis-py's retry would
+    run it a second time if the first EXEC had run): outcome unknown."""
+
+    async def body(fast: Any, plain: Any) -> None:
+        await fast.set("{t}tx", 0)  # a pooled connection: the stall hits MULTI/EXEC, not the connect
+
+        async def tx(client: Any) -> Any:
+            async with client.pipeline(transaction=True) as p:
+                p.incr("{t}tx").incr("{t}tx")
+                return await p.execute()
+
+        (lost,) = await _lose_in_flight(fast, "{t}", lambda: tx(fast))
+        assert isinstance(lost, OutcomeUnknownConnectionError), repr(lost)
+        assert lost.commands == [("INCRBY", "{t}tx", 1)] * 2
+        await asyncio.sleep(0.1)
+        assert await fast.get("{t}tx") == b"0"  # killed before EXEC ran, and not re-sent
+        await plain.initialize()
+        assert await _lose_in_flight(plain, "{t}", lambda: tx(plain)) == [[1, 2]]  # redis-py re-sends
+        fast.retry_writes = True  # the pipeline takes the client's choice: redis-py's behaviour
+        assert await _lose_in_flight(fast, "{t}", lambda: tx(fast)) == [[3, 4]]
+        fast.retry_writes = False
+        # A connection killed while idle: reconnected before MULTI is written, applied once.
+        node = fast.get_node_from_key("{t}")
+        admin = redis.asyncio.Redis(host=node.host, port=node.port)
+        await admin.client_kill_filter(_type="normal", skipme=True)
+        await admin.aclose()
+        await asyncio.sleep(0.05)
+        assert await tx(fast) == [5, 6]
+
+    _run(cluster, body)
+
+
+def test_a_lost_watch_raises_watch_error(cluster: ClusterHarness) -> None:
+    """A connection lost while keys are watched ends the WATCH: the
+    transaction must not run unwatched on a new connection."""
+
+    async def body(fast: Any, plain: Any) -> None:
+        node = fast.get_node_from_key("{w}")
+        admin = redis.asyncio.Redis(host=node.host, port=node.port)
+        try:
+            await fast.set("{w}k", "before")
+            async with fast.pipeline(transaction=True) as p:
+                await p.watch("{w}k")
+                await admin.client_kill_filter(_type="normal", skipme=True)
+                await asyncio.sleep(0.1)
+                await fast.set("{w}k", "changed")  # the change WATCH was there to catch
+                p.multi()
+                p.set("{w}k", "mine")
+                with pytest.raises(WatchError):
+                    await p.execute()
+            assert await fast.get("{w}k") == b"changed"
+            # An immediate command after WATCH on a killed connection: the same.
+            async with fast.pipeline(transaction=True) as p:
+                await p.watch("{w}k")
+                await admin.client_kill_filter(_type="normal", skipme=True)
+                await asyncio.sleep(0.1)
+                with pytest.raises(WatchError):
+                    await p.get("{w}k")
+            # Unharmed, a WATCH transaction still commits.
+            async with fast.pipeline(transaction=True) as p:
+                await p.watch("{w}k")
+                assert await p.get("{w}k") == b"changed"
+                p.multi()
+                p.set("{w}k", "mine")
+                assert await p.execute() == [True]
+            assert await fast.get("{w}k") == b"mine"
+        finally:
+            await admin.aclose()
+
+    _run(cluster, body)
+
+
 def test_batch_across_slots(cluster: ClusterHarness) -> None:
     async def body(fast: Any, plain: Any) -> None:
         keys = [f"b:{i}" for i in range(300)]

@@ -14,7 +14,8 @@ the cluster, under the write-retry policy.
   buffer with the core, writes to every node before reading any, and reads
   all nodes concurrently. Only redirected commands (MOVED, ASK, TRYAGAIN)
   are re-sent, grouped per node in one round trip each, after one slot-map
-  update per batch of redirects. Transactions are redis-py's.
+  update per batch of redirects. Transactions are redis-py's, under the
+  write-retry policy.
 
 Example::
 
@@ -50,6 +51,7 @@ from redis.exceptions import (
     SlotNotCoveredError,
     TimeoutError,
     TryAgainError,
+    WatchError,
 )
 from redis.utils import safe_str, truncate_text
 
@@ -302,7 +304,11 @@ class ClusterPipeline(_PARENT):  # type: ignore[misc,valid-type]
     - :meth:`batch` stages many commands at once, across slots.
 
     ``pipeline(transaction=True)`` is redis-py's cluster transaction (every
-    key in one slot, ``CrossSlotTransactionError`` otherwise).
+    key in one slot, ``CrossSlotTransactionError`` otherwise), re-sent only
+    when it cannot have run: a MULTI/EXEC lost on the way raises an
+    outcome-unknown error naming its commands, and a connection lost while
+    keys are watched raises ``WatchError`` (redis-py would run the
+    transaction unwatched on a new connection).
 
     Example::
 
@@ -331,6 +337,8 @@ class ClusterPipeline(_PARENT):  # type: ignore[misc,valid-type]
         self._batches: List[Any] = []
         self._batch_slots: Optional[Dict[Any, Any]] = None
         self._tx = isinstance(self._execution_strategy, _acluster.TransactionStrategy)
+        if self._tx:
+            self._execution_strategy = _PolicyTransactionStrategy(self)
         self.retry_writes = bool(getattr(client, "retry_writes", False))
 
     # -- the stack ---------------------------------------------------------
@@ -671,6 +679,96 @@ async def _default_policies(client: Any, args: Sequence[Any]) -> Any:
     if flag in client._command_flags_mapping:
         return CommandPolicies(request_policy=client._command_flags_mapping[flag])
     return CommandPolicies()
+
+
+# -- transactions ------------------------------------------------------------
+class _PolicyTransactionStrategy(_acluster.TransactionStrategy):  # type: ignore[misc,valid-type]
+    """redis-py's asyncio cluster transaction, re-sent only when that is
+    safe: after a redirect (EXEC aborted, nothing applied) or a failure
+    before MULTI was written; otherwise an outcome-unknown error names the
+    commands. The async twin of :class:`fastredis.cluster._PolicyTransactionStrategy`,
+    plus one rule redis-py's single-node pipeline has and its cluster one
+    lacks: a connection lost while keys are watched raises ``WatchError``."""
+
+    def __init__(self, pipe: Any) -> None:
+        super().__init__(pipe)
+        self._sent = False
+        self._watched = False  # a WATCH succeeded on the transaction connection
+
+    def _validate_watch(self) -> None:
+        if not self._watching:
+            self._watched = False
+        super()._validate_watch()
+
+    async def _reinitialize_on_error(self, error: Any, failure_count: int) -> None:
+        watch_lost = self._watching and self._watched and isinstance(error, _CONNECTION_ERRORS)
+        await super()._reinitialize_on_error(error, failure_count)
+        if watch_lost:
+            self._watching = self._watched = False
+            raise WatchError(f"A {type(error).__name__} occurred while watching one or more keys") from error
+
+    async def _execute_transaction(self, stack: List[Any], raise_on_error: bool) -> Any:
+        self._sent = False
+        if len(self._pipeline_slots) == 1:
+            node, conn = self._get_client_and_connection_for_transaction()
+            if self._watching:
+                if _closed_by_server(conn):
+                    await self._reinitialize_on_error(ConnectionError("the server closed the watching connection"), 0)
+            else:
+                await _ready(node, conn)  # a failure to connect here wrote nothing
+        self._sent = True
+        return await super()._execute_transaction(stack, raise_on_error)
+
+    async def _execute_transaction_with_retries(self, stack: List[Any], raise_on_error: bool) -> Any:
+        held: List[BaseException] = []
+
+        def retryable(error: BaseException) -> bool:
+            if isinstance(error, self.SLOT_REDIRECT_ERRORS) or not self._sent or self._pipe.retry_writes:
+                return True
+            if isinstance(error, _CONNECTION_ERRORS):
+                held.append(error)
+                return False
+            return True
+
+        try:
+            return await self._retry.call_with_retry(
+                lambda: self._execute_transaction(stack, raise_on_error),
+                self._reinitialize_on_error,
+                is_retryable=retryable,
+                with_failure_count=True,
+            )
+        except _CONNECTION_ERRORS as error:
+            if not held or error is not held[-1]:
+                raise
+            try:
+                await self._reinitialize_on_error(error, 0)
+            except Exception:
+                pass  # the error to raise is the outcome-unknown one
+            raise outcome_unknown(_sync._as_redis_error(error), [c.args for c in stack]) from error
+
+    async def _immediate_execute_command(self, *args: Any, **options: Any) -> Any:
+        sent = [False]
+
+        async def do() -> Any:
+            sent[0] = False
+            node, conn = self._get_client_and_connection_for_transaction()
+            if not self._watching or not self._watched:
+                await _ready(node, conn)  # nothing watched on it yet: reconnecting loses nothing
+            sent[0] = True
+            reply = await self._get_connection_and_send_command(*args, **options)
+            if args[0] == "WATCH":
+                self._watched = True
+            return reply
+
+        def retryable(error: BaseException) -> bool:
+            return not sent[0] or self._pipe.retry_writes or is_idempotent(args) or not isinstance(error, _CONNECTION_ERRORS)
+
+        try:
+            return await self._retry.call_with_retry(do, self._reinitialize_on_error, is_retryable=retryable, with_failure_count=True)
+        except _CONNECTION_ERRORS as error:
+            if not sent[0] or self._pipe.retry_writes or is_idempotent(args):
+                raise
+            raise outcome_unknown(_sync._as_redis_error(error), [args]) from error
 
 
 def _keep_redirects(retry_next: List[int], results: List[Any]) -> Tuple[List[int], bool]:

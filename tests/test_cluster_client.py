@@ -239,6 +239,38 @@ def test_watch_transaction(rc: RedisCluster) -> None:
     assert rc.get("{w}n") == b"10"
 
 
+def test_a_lost_watch_raises_watch_error(rc: RedisCluster) -> None:
+    """A connection lost while keys are watched ends the WATCH: the
+    transaction must not go on unwatched on a new connection (redis-py's
+    cluster pipeline reconnects and commits)."""
+    node = rc.get_node_from_key("{w}")
+    with redis.Redis(host=node.host, port=node.port) as admin:
+        rc.set("{w}k", "before")
+        with rc.pipeline(transaction=True) as p:
+            p.watch("{w}k")
+            admin.client_kill_filter(_type="normal", skipme=True)
+            time.sleep(0.1)
+            rc.set("{w}k", "changed")  # the change WATCH was there to catch
+            p.multi()
+            p.set("{w}k", "mine")
+            with pytest.raises(redis.WatchError):
+                p.execute()
+        assert rc.get("{w}k") == b"changed"
+        with rc.pipeline(transaction=True) as p:  # an immediate read after WATCH: the same
+            p.watch("{w}k")
+            admin.client_kill_filter(_type="normal", skipme=True)
+            time.sleep(0.1)
+            with pytest.raises(redis.WatchError):
+                p.get("{w}k")
+        with rc.pipeline(transaction=True) as p:  # unharmed, it commits
+            p.watch("{w}k")
+            assert p.get("{w}k") == b"changed"
+            p.multi()
+            p.set("{w}k", "mine")
+            assert p.execute() == [b"OK"]
+        assert rc.get("{w}k") == b"mine"
+
+
 # -- scripts -------------------------------------------------------------------
 def test_scripts_in_cluster_pipelines_and_noscript_repair(rc: RedisCluster) -> None:
     incr = LuaScript("return redis.call('INCR', KEYS[1])", name="incr")

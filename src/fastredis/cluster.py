@@ -55,6 +55,7 @@ from redis.exceptions import (
     ResponseError,
     TimeoutError,
     TryAgainError,
+    WatchError,
 )
 
 from . import _cluster, _pipeline, _redispy, _resp
@@ -1356,11 +1357,35 @@ def _read_error(conn: Any, e: BaseException) -> BaseException:
 class _PolicyTransactionStrategy(_TransactionStrategy):  # type: ignore[misc,valid-type]
     """redis-py's cluster transaction, re-sent only when that is safe: after
     a redirect (EXEC aborted, nothing applied) or a failure before MULTI was
-    written; otherwise an outcome-unknown error names the commands."""
+    written; otherwise an outcome-unknown error names the commands. A
+    connection lost while keys are watched raises ``WatchError``, as
+    redis-py's single-node pipeline does (its cluster transaction would
+    reconnect and go on unwatched)."""
 
     def __init__(self, pipe: Any) -> None:
         super().__init__(pipe)
         self._sent = False
+        self._watched = False  # a WATCH succeeded on the transaction connection
+
+    def _validate_watch(self) -> None:
+        if not self._watching:
+            self._watched = False
+        super()._validate_watch()
+
+    def _reinitialize_on_error(self, error: Any, failure_count: int) -> None:
+        watch_lost = self._watching and self._watched and isinstance(error, (ConnectionError, TimeoutError, OSError))
+        super()._reinitialize_on_error(error, failure_count)
+        if watch_lost:
+            self._watching = self._watched = False
+            raise WatchError(f"A {type(error).__name__} occurred while watching one or more keys") from error
+
+    def _execute_transaction(self, stack: List[Any], raise_on_error: bool) -> Any:
+        conn = self._transaction_connection
+        if self._watching and self._watched and conn is not None and conn._sock is not None:
+            peer_closed = getattr(conn._parser, "peer_closed", None)
+            if peer_closed is not None and peer_closed():
+                self._reinitialize_on_error(ConnectionError("the server closed the watching connection"), 0)
+        return super()._execute_transaction(stack, raise_on_error)
 
     def _get_client_and_connection_for_transaction(self) -> Tuple[Any, Any]:
         out = super()._get_client_and_connection_for_transaction()
@@ -1403,7 +1428,10 @@ class _PolicyTransactionStrategy(_TransactionStrategy):  # type: ignore[misc,val
             sent[0] = False
             redis_node, connection = self._get_client_and_connection_for_transaction()
             sent[0] = True
-            return self._send_command_parse_response(connection, redis_node, args[0], *args, **options)
+            reply = self._send_command_parse_response(connection, redis_node, args[0], *args, **options)
+            if args[0] == "WATCH":
+                self._watched = True
+            return reply
 
         def retryable(error: BaseException) -> bool:
             return not sent[0] or self._pipe.retry_writes or is_idempotent(args) or not isinstance(error, (ConnectionError, TimeoutError, OSError))

@@ -11,7 +11,15 @@ from typing import Any, Awaitable, Callable, Dict, List
 import pytest
 import redis.asyncio
 import redis.asyncio.cluster
-from redis.exceptions import CrossSlotTransactionError, NoScriptError, RedisClusterException, ResponseError, WatchError
+from redis.exceptions import (
+    CrossSlotTransactionError,
+    MovedError,
+    NoScriptError,
+    RedisClusterException,
+    ResponseError,
+    TryAgainError,
+    WatchError,
+)
 
 import fastredis.asyncio as fa
 from fastredis import _resp_py
@@ -259,6 +267,129 @@ def test_ask_mid_migration_resends_with_asking(cluster: ClusterHarness, monkeypa
             await _settle(cluster, fast, slot, target)
             await src.aclose(); await dst.aclose()
         assert await fast.pipeline().get(keys[0]).get(keys[-1]).execute() == [b"v", b"v"]
+
+    _run(cluster, body)
+
+
+def test_tryagain_mid_migration_is_retried_until_the_keys_meet(cluster: ClusterHarness, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A multi-key command whose keys are split by a migration gets
+    TRYAGAIN; it is re-sent (after a short wait) until the migration has
+    moved them all, then answered through ASK."""
+
+    async def body(fast: Any, plain: Any) -> None:
+        tag = "{tg}"
+        keys = [f"{tag}:{i}" for i in range(40)]
+        await fast.pipeline().batch("SET", keys, "v").execute()
+        src, dst, slot, target = await _migrate(cluster, fast, tag, keys, fully=False)
+        try:
+            await src.config_resetstat()
+            rounds = _count_rounds(monkeypatch)
+
+            async def finish() -> None:
+                await asyncio.sleep(0.3)
+                rest = await src.execute_command("CLUSTER GETKEYSINSLOT", slot, 1000)
+                await src.execute_command("MIGRATE", target.host, target.port, "", 0, 5000, "KEYS", *rest)
+
+            finisher = asyncio.ensure_future(finish())
+            p = fast.pipeline().execute_command("EXISTS", keys[0], keys[-1]).incr("elsewhere")
+            assert await p.execute() == [2, 1]
+            await finisher
+            assert len(rounds) >= 3 and all(len(r) == 1 for r in rounds[1:])  # only EXISTS re-sent
+            assert (await src.info("errorstats"))["errorstat_TRYAGAIN"]["count"] >= 2
+            assert await fast.get("elsewhere") == b"1"  # INCR ran once
+        finally:
+            rest = await src.execute_command("CLUSTER GETKEYSINSLOT", slot, 1000)
+            if rest:
+                await src.execute_command("MIGRATE", target.host, target.port, "", 0, 5000, "KEYS", *rest)
+            await _settle(cluster, fast, slot, target)
+            await src.aclose(); await dst.aclose()
+
+    _run(cluster, body)
+
+
+def test_tryagain_that_never_ends_gives_up_after_the_ttl(cluster: ClusterHarness) -> None:
+    async def body(fast: Any, plain: Any) -> None:
+        tag = "{tn}"
+        keys = [f"{tag}:{i}" for i in range(10)]
+        await fast.pipeline().batch("SET", keys, "v").execute()
+        src, dst, slot, target = await _migrate(cluster, fast, tag, keys, fully=False)
+        try:
+            p = fast.pipeline().execute_command("EXISTS", keys[0], keys[-1]).set("{x}y", 1)
+            got = await p.execute(raise_on_error=False)
+            assert isinstance(got[0], TryAgainError) and got[1] is True
+            with pytest.raises(TryAgainError, match=r"^Command # 1 \(EXISTS"):
+                await fast.pipeline().execute_command("EXISTS", keys[0], keys[-1]).execute()
+        finally:
+            rest = await src.execute_command("CLUSTER GETKEYSINSLOT", slot, 1000)
+            if rest:
+                await src.execute_command("MIGRATE", target.host, target.port, "", 0, 5000, "KEYS", *rest)
+            await _settle(cluster, fast, slot, target)
+            await src.aclose(); await dst.aclose()
+
+    _run(cluster, body)
+
+
+def test_clusterdown_is_waited_out(cluster: ClusterHarness) -> None:
+    """A slot served by no node takes the whole cluster down (full coverage
+    is required by default): the pipeline waits, refreshes its slot map and
+    goes on when the slot is served again; every command applied once."""
+
+    async def body(fast: Any, plain: Any) -> None:
+        keys = [f"cd:{i}" for i in range(30)]
+        await fast.pipeline().batch("SET", keys, 1).execute()
+        owner = fast.get_node_from_key(keys[0])
+        slot = key_slot(keys[0])
+        admins = {port: redis.asyncio.Redis(host=cluster.host, port=port) for port in cluster.ports}
+        try:
+            # The owner first: else its gossip could teach the others the slot again.
+            for port in sorted(cluster.ports, key=lambda port: port != owner.port):
+                await admins[port].execute_command("CLUSTER DELSLOTS", slot)
+
+            async def restore() -> None:
+                await asyncio.sleep(0.6)
+                await admins[owner.port].execute_command("CLUSTER ADDSLOTS", slot)
+
+            restorer = asyncio.ensure_future(restore())
+            assert await fast.pipeline().batch("INCR", keys).execute() == [2] * 30
+            await restorer
+            downs = [(await a.info("errorstats")).get("errorstat_CLUSTERDOWN", {}).get("count", 0) for a in admins.values()]
+            assert sum(downs) > 0  # the cluster really was down
+        finally:
+            await asyncio.to_thread(cluster.wait_ok)
+            for a in admins.values():
+                await a.aclose()
+        assert await fast.pipeline().batch("GET", keys).execute() == [b"2"] * 30
+
+    _run(cluster, body)
+
+
+def test_allow_redirections_false_matches_redis_py(cluster: ClusterHarness) -> None:
+    """With a stale slot map and ``allow_redirections=False``, MOVED replies
+    are results (or raised), as redis-py gives them."""
+
+    async def run(client: Any, **execute: Any) -> Any:
+        await client.initialize()
+        first = client.get_primaries()[0]
+        client.nodes_manager.slots_cache = {s: [first] for s in range(16384)}
+        p = client.pipeline()
+        for k in keys:
+            p.get(k)
+        try:
+            return await p.execute(allow_redirections=False, **execute)
+        except Exception as e:  # noqa: BLE001 - compared below
+            return e
+
+    keys = [f"ar:{i}" for i in range(20)]
+
+    async def body(fast: Any, plain: Any) -> None:
+        await fast.pipeline().batch("SET", keys, "v").execute()
+        mine = await run(fast, raise_on_error=False)
+        theirs = await run(plain, raise_on_error=False)
+        assert [type(r) for r in mine] == [type(r) for r in theirs]
+        assert MovedError in {type(r) for r in mine} and b"v" in mine
+        raised, raised_plain = await run(fast), await run(plain)
+        assert type(raised) is type(raised_plain) is MovedError
+        assert str(raised) == str(raised_plain)
 
     _run(cluster, body)
 

@@ -4,6 +4,7 @@ transactions, scripts, grouped redirects and the write-retry policy."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -12,6 +13,7 @@ from typing import Any, Dict, Iterator, List
 import pytest
 import redis
 from redis.cluster import RedisCluster as PlainCluster
+from redis.exceptions import TryAgainError
 
 import fastredis
 from fastredis import ClusterPipeline, RedisCluster
@@ -338,38 +340,111 @@ def test_moved_commands_resent_grouped_once_per_node(rc: RedisCluster, monkeypat
     assert len(rounds) == 2
 
 
-def test_ask_redirects_are_grouped_with_asking(rc: RedisCluster, cluster: ClusterHarness, monkeypatch: pytest.MonkeyPatch) -> None:
-    tag = "{ask}"
+@contextlib.contextmanager
+def _half_migrated(cluster: ClusterHarness, rc: RedisCluster, tag: str, keys: List[str]) -> Iterator[Any]:
+    """``tag``'s slot MIGRATING to another primary with the first half of
+    ``keys`` moved (they answer ASK): yields (source client, slot, target).
+    After: the rest moved, the slot given to the target (the target first,
+    as Redis's docs order it) and every node agreeing."""
     slot = key_slot(tag)
     source = rc.get_node_from_key(tag)
     target = next(n for n in rc.get_primaries() if n.name != source.name)
-    keys = [f"{tag}:{i}" for i in range(40)]
     rc.pipeline().batch("SET", keys, "v").execute()
     src = redis.Redis(host=source.host, port=source.port)
-    dst = redis.Redis(host=target.host, port=target.port)
     try:
-        dst.execute_command("CLUSTER SETSLOT", slot, "IMPORTING", cluster.node_id(source.port))
+        with redis.Redis(host=target.host, port=target.port) as dst:
+            dst.execute_command("CLUSTER SETSLOT", slot, "IMPORTING", cluster.node_id(source.port))
         src.execute_command("CLUSTER SETSLOT", slot, "MIGRATING", cluster.node_id(target.port))
-        src.execute_command("MIGRATE", target.host, target.port, "", 0, 5000, "KEYS", *keys[:20])
-        dst.config_resetstat()
-        rounds = _count_rounds(monkeypatch)
-        p = rc.pipeline()
-        for k in keys:
-            p.get(k)
-        assert p.execute() == [b"v"] * 40
-        assert len(rounds) == 2 and rounds[1] == {f"{target.name} ASK": 20}
-        assert dst.info("commandstats")["cmdstat_asking"]["calls"] == 20
+        src.execute_command("MIGRATE", target.host, target.port, "", 0, 5000, "KEYS", *keys[: len(keys) // 2])
+        yield src, slot, target
     finally:
         rest = src.execute_command("CLUSTER GETKEYSINSLOT", slot, 1000)
         if rest:
             src.execute_command("MIGRATE", target.host, target.port, "", 0, 5000, "KEYS", *rest)
-        for node in (dst, src):  # the target first, as Redis's docs order it
-            node.execute_command("CLUSTER SETSLOT", slot, "NODE", cluster.node_id(target.port))
+        for port in sorted(cluster.master_ports(), key=lambda port: port != target.port):
+            with redis.Redis(host=cluster.host, port=port) as node:
+                node.execute_command("CLUSTER SETSLOT", slot, "NODE", cluster.node_id(target.port))
         src.close()
-        dst.close()
         cluster.wait_ok()  # every node agrees before the next test routes by it
-    rc.nodes_manager.initialize()
+        rc.nodes_manager.initialize()
+
+
+def test_ask_redirects_are_grouped_with_asking(rc: RedisCluster, cluster: ClusterHarness, monkeypatch: pytest.MonkeyPatch) -> None:
+    keys = [f"{{ask}}:{i}" for i in range(40)]
+    with _half_migrated(cluster, rc, "{ask}", keys) as (src, slot, target):
+        with redis.Redis(host=target.host, port=target.port) as dst:
+            dst.config_resetstat()
+            rounds = _count_rounds(monkeypatch)
+            p = rc.pipeline()
+            for k in keys:
+                p.get(k)
+            assert p.execute() == [b"v"] * 40
+            assert len(rounds) == 2 and rounds[1] == {f"{target.name} ASK": 20}
+            assert dst.info("commandstats")["cmdstat_asking"]["calls"] == 20
     assert rc.pipeline().get(keys[0]).get(keys[-1]).execute() == [b"v", b"v"]
+
+
+def test_tryagain_mid_migration_is_retried_until_the_keys_meet(
+    rc: RedisCluster, cluster: ClusterHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A multi-key command whose keys a migration split gets TRYAGAIN; it is
+    re-sent after a short wait until they are all moved, then goes through ASK."""
+    keys = [f"{{tg}}:{i}" for i in range(40)]
+    with _half_migrated(cluster, rc, "{tg}", keys) as (src, slot, target):
+        src.config_resetstat()
+        rounds = _count_rounds(monkeypatch)
+
+        def finish() -> None:
+            time.sleep(0.3)
+            rest = src.execute_command("CLUSTER GETKEYSINSLOT", slot, 1000)
+            src.execute_command("MIGRATE", target.host, target.port, "", 0, 5000, "KEYS", *rest)
+
+        finisher = threading.Thread(target=finish)
+        finisher.start()
+        try:
+            p = rc.pipeline().execute_command("EXISTS", keys[0], keys[-1]).incr("elsewhere")
+            assert p.execute() == [2, 1]
+        finally:
+            finisher.join()
+        assert len(rounds) >= 3 and all(len(r) == 1 for r in rounds[1:])  # only EXISTS re-sent
+        assert src.info("errorstats")["errorstat_TRYAGAIN"]["count"] >= 2
+    assert rc.get("elsewhere") == b"1"  # INCR ran once
+
+
+def test_tryagain_that_never_ends_gives_up_after_the_ttl(rc: RedisCluster, cluster: ClusterHarness) -> None:
+    keys = [f"{{tn}}:{i}" for i in range(10)]
+    with _half_migrated(cluster, rc, "{tn}", keys):
+        got = rc.pipeline().execute_command("EXISTS", keys[0], keys[-1]).set("{x}y", 1).execute(raise_on_error=False)
+        assert isinstance(got[0], TryAgainError) and got[1] is True
+        with pytest.raises(TryAgainError, match=r"^Command # 1 \(EXISTS"):
+            rc.pipeline().execute_command("EXISTS", keys[0], keys[-1]).execute()
+
+
+def test_clusterdown_is_waited_out(rc: RedisCluster, cluster: ClusterHarness) -> None:
+    """A slot served by no node takes the whole cluster down (full coverage
+    is required by default): the pipeline waits, refreshes its slot map and
+    goes on when the slot is served again; every command applied once."""
+    keys = _keys(30, "cd")
+    rc.pipeline().batch("SET", keys, 1).execute()
+    owner = rc.get_node_from_key(keys[0])
+    slot = key_slot(keys[0])
+    admins = {port: redis.Redis(host=cluster.host, port=port) for port in cluster.master_ports()}
+    try:
+        # The owner first: else its gossip could teach the others the slot again.
+        for port in sorted(admins, key=lambda port: port != owner.port):
+            admins[port].execute_command("CLUSTER DELSLOTS", slot)
+        restorer = threading.Timer(0.6, lambda: admins[owner.port].execute_command("CLUSTER ADDSLOTS", slot))
+        restorer.start()
+        try:
+            assert rc.pipeline().batch("INCR", keys).execute() == [2] * 30
+        finally:
+            restorer.join()
+        assert sum(a.info("errorstats").get("errorstat_CLUSTERDOWN", {}).get("count", 0) for a in admins.values()) > 0
+    finally:
+        cluster.wait_ok()
+        for a in admins.values():
+            a.close()
+    assert rc.pipeline().batch("GET", keys).execute() == [b"2"] * 30
 
 
 # -- the write-retry policy ----------------------------------------------------

@@ -425,7 +425,9 @@ class RedisServer:
       throwaway CA and server certificate made at start
       (:attr:`ca_file`, :attr:`tls_url`); clients are not asked for
       certificates unless ``tls_auth_clients=True``. :attr:`port` is then the
-      TLS port, and :meth:`client` connects over TLS.
+      TLS port, and :meth:`client` connects over TLS. ``tls_files`` (a
+      :class:`TLSFiles` from :func:`make_tls_files`) uses those instead, so
+      that several servers share one CA.
     - ``password`` sets ``requirepass`` (through a private config file, not
       the command line, where other local users could read it);
       :meth:`client` authenticates, :attr:`url` does not carry it.
@@ -458,6 +460,7 @@ class RedisServer:
         tls: bool = False,
         tls_auth_clients: bool = False,
         password: Optional[str] = None,
+        tls_files: Optional[TLSFiles] = None,
     ) -> None:
         for a in extra_args:
             if not isinstance(a, str):
@@ -483,7 +486,7 @@ class RedisServer:
         self.process: Optional[subprocess.Popen[bytes]] = None
         self.tls = tls
         self.tls_auth_clients = tls_auth_clients
-        self._tls_files: Optional[TLSFiles] = None
+        self._tls_files: Optional[TLSFiles] = tls_files  # else made on start
         self._dir = tempfile.mkdtemp(prefix="fastredis-server-")
         self._log_path = os.path.join(self._dir, "redis.log")
         #: Path of the unix socket the server also listens on, or ``None``.
@@ -958,6 +961,9 @@ class RedisCluster:
     fault tests: :meth:`master_ports`, :meth:`replica_ports`,
     :meth:`server`, :meth:`node_id`, :meth:`wait_ok`.
 
+    ``tls=True``: every node listens on TLS only, and the cluster bus and
+    replication run over TLS too; the nodes share one CA (:attr:`ca_file`).
+
     Example::
 
         >>> from redis.cluster import RedisCluster as ClusterClient
@@ -965,6 +971,10 @@ class RedisCluster:
         ...     rc = ClusterClient(host=cluster.host, port=cluster.ports[0])
         ...     rc.set("{user1}:a", 1), len(rc.get_replicas())
         (True, 1)
+        >>> with RedisCluster(1, tls=True) as cluster:
+        ...     rc = ClusterClient(host=cluster.host, port=cluster.ports[0], ssl=True, ssl_ca_certs=cluster.ca_file)
+        ...     rc.set("{user1}:a", 1)
+        True
     """
 
     def __init__(
@@ -974,6 +984,7 @@ class RedisCluster:
         replicas: int = 0,
         node_timeout: int = 5000,
         host: str = "127.0.0.1",
+        tls: bool = False,
     ) -> None:
         if masters < 1:
             raise ValueError("a cluster needs at least one master")
@@ -982,8 +993,16 @@ class RedisCluster:
         self.host = host
         self.masters = masters
         self.replicas = replicas
+        self.tls = tls
         self.servers: List[RedisServer] = []
+        self._tls_dir: Optional[str] = None
+        self._tls_files: Optional[TLSFiles] = None
+        if tls:
+            extra_args = ("--tls-cluster", "yes", "--tls-replication", "yes", *extra_args)
         try:
+            if tls:
+                self._tls_dir = tempfile.mkdtemp(prefix="fastredis-cluster-tls-")
+                self._tls_files = make_tls_files(self._tls_dir, tuple(dict.fromkeys(("localhost", "127.0.0.1", "::1", host))))
             for _ in range(masters * (1 + replicas)):
                 self.servers.append(
                     RedisServer(
@@ -998,6 +1017,8 @@ class RedisCluster:
                         "--repl-ping-replica-period", "1",
                         *extra_args,
                         host=host,
+                        tls=tls,
+                        tls_files=self._tls_files,
                     )
                 )
             self._form()
@@ -1010,8 +1031,20 @@ class RedisCluster:
         """Every server's port: the masters first (as formed), then the replicas."""
         return [s.port for s in self.servers]
 
+    @property
+    def ca_file(self) -> str:
+        """PEM file of the CA that signed every node's certificate (``tls=True`` only)."""
+        if self._tls_files is None:
+            raise ValueError("this cluster was started without tls=True")
+        return self._tls_files.ca_file
+
+    def client_kwargs(self) -> "dict[str, Any]":
+        """What a client needs besides host and port: ``ssl`` and
+        ``ssl_ca_certs`` when ``tls=True``, else nothing."""
+        return {"ssl": True, "ssl_ca_certs": self.ca_file} if self.tls else {}
+
     def _client(self, port: int) -> "redis.Redis":
-        return redis.Redis(host=self.host, port=port, decode_responses=True, socket_timeout=5)
+        return redis.Redis(host=self.host, port=port, decode_responses=True, socket_timeout=5, **self.client_kwargs())
 
     def server(self, port: int) -> RedisServer:
         """The :class:`RedisServer` listening on ``port``."""
@@ -1139,6 +1172,8 @@ class RedisCluster:
         """Stop every server of the cluster. Safe to call twice."""
         for s in self.servers:
             s.stop()
+        if self._tls_dir is not None:
+            shutil.rmtree(self._tls_dir, ignore_errors=True)
 
     def __enter__(self) -> "RedisCluster":
         return self

@@ -437,6 +437,50 @@ def test_server_restart_and_client_kill(run, acls, server_factory) -> None:
     run(main())
 
 
+@pytest.mark.parametrize("how", ["single_connection_client", "multiplexed_connections=0"])
+def test_dedicated_connections_closed_while_idle_reconnect_before_writing(run, acls, server_factory, how) -> None:
+    """A pooled or pinned connection the server closed while idle (an idle
+    ``timeout``, CLIENT KILL) is reconnected before the command is written:
+    a write then runs once instead of raising outcome-unknown. A WATCH on it
+    is gone, so a transaction that watched raises WatchError."""
+    server: RedisServer = server_factory()
+    kwargs = {"single_connection_client": True} if how == "single_connection_client" else {"multiplexed_connections": 0}
+
+    async def kill_all() -> None:
+        with redis.Redis(port=server.port) as admin:
+            assert admin.client_kill_filter(_type="normal", skipme=True) >= 1
+        await asyncio.sleep(0.1)  # the loop sees the close while the connection is idle
+
+    async def main() -> None:
+        r = acls(port=server.port, **kwargs)
+        try:
+            assert await r.incr("n") == 1
+            await kill_all()
+            assert await r.incr("n") == 2  # not outcome-unknown: nothing had been written
+            if how == "single_connection_client":
+                return
+            async with r.pipeline(transaction=True) as p:
+                p.incr("n").incr("n")
+                assert await p.execute() == [3, 4]
+            await kill_all()
+            async with r.pipeline(transaction=True) as p:
+                p.incr("n").incr("n")
+                assert await p.execute() == [5, 6]
+            async with r.pipeline(transaction=True) as p:
+                await p.watch("n")
+                await kill_all()
+                await r.set("n", 100)  # the change WATCH was there to catch
+                p.multi()
+                p.incr("n")
+                with pytest.raises(redis.WatchError):
+                    await p.execute()
+            assert await r.get("n") == b"100"
+        finally:
+            await r.aclose()
+
+    run(main())
+
+
 def test_asyncio_tour_runs(run, acls, url) -> None:
     """examples/asyncio_tour.py (shown in docs/asyncio.md) keeps running."""
     import importlib.util

@@ -43,7 +43,7 @@ from .. import _aioproto, _redispy, _resp
 from .. import pipeline as _sync_pipeline
 from .._redispy import EMPTY_RESPONSE, NEVER_DECODE
 from ..retry_policy import NotWritten, acall_with_policy
-from .connection import FastAsyncParser, install_fast_async_parser, is_fast_async_connection, refused_by_server
+from .connection import FastAsyncParser, closed_by_server, install_fast_async_parser, is_fast_async_connection, refused_by_server
 from .mux import Multiplexer
 from .pipeline import BUILTIN_CALLBACKS, Pipeline
 
@@ -349,6 +349,8 @@ class Redis(_aclient.Redis):
         async def attempt() -> Any:
             if owned:
                 try:
+                    if conn.is_connected and closed_by_server(conn):
+                        await conn.disconnect(nowait=True)  # closed while idle: nothing written yet
                     if not conn.is_connected:
                         await conn.connect()
                     if conn.health_check_interval:

@@ -61,7 +61,7 @@ from .._redispy import EMPTY_RESPONSE, NEVER_DECODE
 from ..exceptions import OutcomeUnknownError, ProtocolError
 from ..pipeline import HOT_COMMANDS
 from ..retry_policy import _lost, is_idempotent, outcome_unknown
-from .connection import FastAsyncParser, aread_into, install_fast_async_parser, refused_by_server
+from .connection import FastAsyncParser, aread_into, closed_by_server, install_fast_async_parser, refused_by_server
 from .pipeline import aapply_callbacks
 
 __all__ = ["RedisCluster", "ClusterPipeline", "cluster_class_for"]
@@ -245,17 +245,12 @@ def _connect_failure(error: BaseException) -> bool:
     return " connecting to " in text or text.startswith("Error connecting to") or text == "Timeout connecting to server"
 
 
-def _closed_by_server(conn: Any) -> bool:
-    reader = getattr(conn, "_reader", None)
-    return reader is not None and (reader.at_eof() or reader.exception() is not None)
-
-
 async def _drop_closed(node: Any) -> None:
     """Disconnect the idle connections of ``node`` that the server closed
     (CLIENT KILL, timeout, restart): they reconnect when next used, and a
     failure then comes before any byte of the command."""
     for conn in tuple(node._free):
-        if _closed_by_server(conn):
+        if closed_by_server(conn):
             await conn.disconnect(nowait=True)
 
 
@@ -277,7 +272,7 @@ async def _ready(node: Any, conn: Any) -> None:
     """Make ``conn`` ready to write: redis-py's lazy reconnect, a reconnect
     if the server closed it while idle, the health check."""
     await node.disconnect_if_needed(conn)
-    if _closed_by_server(conn):
+    if closed_by_server(conn):
         await conn.disconnect(nowait=True)
     if not conn.is_connected:
         await conn.connect()
@@ -712,7 +707,7 @@ class _PolicyTransactionStrategy(_acluster.TransactionStrategy):  # type: ignore
         if len(self._pipeline_slots) == 1:
             node, conn = self._get_client_and_connection_for_transaction()
             if self._watching:
-                if _closed_by_server(conn):
+                if closed_by_server(conn):
                     await self._reinitialize_on_error(ConnectionError("the server closed the watching connection"), 0)
             else:
                 await _ready(node, conn)  # a failure to connect here wrote nothing

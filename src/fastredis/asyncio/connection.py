@@ -116,6 +116,22 @@ def install_fast_async_parser(pool: Any, parser_class: type = FastAsyncParser) -
     return True
 
 
+def closed_by_server(conn: Any) -> bool:
+    """Whether the server closed ``conn`` while it sat idle (an idle
+    ``timeout``, ``CLIENT KILL``, a restart), as far as the event loop has
+    seen: a command written to it now would be lost without having run, so
+    callers reconnect first instead of counting the failure as a lost write.
+
+    Example::
+
+        >>> from unittest import mock
+        >>> closed_by_server(mock.Mock(_reader=None))
+        False
+    """
+    reader = getattr(conn, "_reader", None)
+    return reader is not None and (reader.at_eof() or reader.exception() is not None)
+
+
 def is_fast_async_connection(conn: Any) -> bool:
     """Whether fastredis may drive ``conn`` itself: a redis-py async
     connection class it knows (not a subclass, not a mock) with a

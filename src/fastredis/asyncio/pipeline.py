@@ -38,7 +38,7 @@ from .. import _pipeline, _redispy, _resp
 from .. import pipeline as _sync
 from .._redispy import OK_CALLBACKS
 from ..retry_policy import NotWritten, acall_with_policy
-from .connection import aread_replies, is_fast_async_connection
+from .connection import aread_replies, closed_by_server, is_fast_async_connection
 
 __all__ = ["Pipeline"]
 
@@ -258,6 +258,10 @@ class Pipeline(_aclient.Pipeline):
 
         async def attempt() -> Any:
             if owned:
+                if conn.is_connected and closed_by_server(conn):
+                    # Closed while idle: nothing of this pipeline was written,
+                    # but a WATCH on that connection is gone (WatchError).
+                    await self._disconnect_raise_on_watching(conn, ConnectionError("Connection closed by server."))
                 try:
                     if not conn.is_connected:
                         await conn.connect()

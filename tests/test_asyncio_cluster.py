@@ -6,6 +6,7 @@ write-retry policy, batch(), transactions and scripts."""
 from __future__ import annotations
 
 import asyncio
+import random
 from typing import Any, Awaitable, Callable, Dict, List
 
 import pytest
@@ -13,6 +14,7 @@ import redis.asyncio
 import redis.asyncio.cluster
 from redis.exceptions import (
     CrossSlotTransactionError,
+    MaxConnectionsError,
     MovedError,
     NoScriptError,
     RedisClusterException,
@@ -574,6 +576,72 @@ def test_a_lost_watch_raises_watch_error(cluster: ClusterHarness) -> None:
             assert await fast.get("{w}k") == b"mine"
         finally:
             await admin.aclose()
+
+    _run(cluster, body)
+
+
+# -- many tasks, one connection per node ------------------------------------------
+def test_burst_of_1000_tasks_shares_one_connection_per_node(cluster: ClusterHarness) -> None:
+    async def body(fast: Any, plain: Any) -> None:
+        keys = [f"burst:{i}" for i in range(100)]
+        before = [len(n._connections) for n in fast.get_primaries()]
+        got = await asyncio.gather(*(fast.incr(keys[i % 100]) for i in range(1000)))
+        assert sorted(got) == sorted(list(range(1, 11)) * 100)  # every INCR applied once
+        assert await fast.mget_nonatomic(keys) == [b"10"] * 100
+        after = [len(n._connections) for n in fast.get_primaries()]
+        assert all(a - b <= 1 for a, b in zip(after, before)), (before, after)  # the shared one
+        # redis-py's client takes a pooled connection per task (at most 100 per node).
+        await plain.get(keys[0])
+        with pytest.raises(MaxConnectionsError):
+            await asyncio.gather(*(plain.incr(keys[i % 100]) for i in range(1000)))
+
+    _run(cluster, body)
+
+
+def test_blocking_commands_do_not_share_the_connection(cluster: ClusterHarness) -> None:
+    """BLPOP waits on a connection of its own: commands to the same node go
+    on meanwhile (were it on the shared connection, they would wait for it)."""
+
+    async def body(fast: Any, plain: Any) -> None:
+        popper = asyncio.ensure_future(fast.blpop(["{q}list"], timeout=0))
+        await asyncio.sleep(0.1)
+        for i in range(20):
+            assert await asyncio.wait_for(fast.set("{q}other", i), 5) is True
+        assert await asyncio.wait_for(fast.rpush("{q}list", "x"), 5) == 1
+        assert tuple(await asyncio.wait_for(popper, 5)) == (b"{q}list", b"x")
+
+    _run(cluster, body)
+
+
+def test_cancelled_tasks_never_get_another_task_s_reply(cluster: ClusterHarness) -> None:
+    async def body(fast: Any, plain: Any) -> None:
+        keys = [f"cx:{i}" for i in range(200)]
+        await fast.pipeline().batch("SET", keys, keys).execute()
+        rng = random.Random(7)
+
+        async def check(key: str) -> None:
+            assert await fast.get(key) == key.encode()
+
+        for _ in range(20):
+            tasks = [asyncio.ensure_future(check(rng.choice(keys))) for _ in range(100)]
+            await asyncio.sleep(0)
+            for t in rng.sample(tasks, 30):
+                t.cancel()
+            timed = [asyncio.wait_for(check(rng.choice(keys)), rng.choice([0.0001, 0.001, 1])) for _ in range(50)]
+            results = await asyncio.gather(*tasks, *timed, return_exceptions=True)
+            assert all(r is None or isinstance(r, (asyncio.CancelledError, asyncio.TimeoutError)) for r in results), results
+        assert await fast.mget_nonatomic(keys[:3]) == [k.encode() for k in keys[:3]]
+
+    _run(cluster, body)
+
+
+def test_multiplexing_can_be_turned_off(cluster: ClusterHarness) -> None:
+    async def body(fast: Any, plain: Any) -> None:
+        async with RedisCluster(host=cluster.host, port=cluster.ports[0], multiplexed=False) as rc:
+            assert sorted(await asyncio.gather(*(rc.incr("{off}n") for _ in range(10)))) == list(range(1, 11))
+            assert await rc.get("{off}n") == b"10" and rc._muxes == {}
+        with pytest.raises(TypeError, match="multiplexed must be True or False"):
+            RedisCluster(host=cluster.host, port=cluster.ports[0], multiplexed=1)
 
     _run(cluster, body)
 

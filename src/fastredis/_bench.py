@@ -443,6 +443,8 @@ CLUSTER_CASES: List[Case] = [
     Case("asyncio cluster pipeline 50k SET", 50_000, _apipeline_set(50_000), "", loop="asyncio", cluster=True),
     Case("asyncio cluster pipeline 50k GET", 50_000, _apipeline_get(50_000), "", loop="asyncio", cluster=True),
     Case("asyncio cluster single-command GET loop 2k", 2_000, _aseq_get(2_000), "", loop="asyncio", cluster=True),
+    # 50 tasks: redis.asyncio's cluster client opens a connection per task, 100 at most per node.
+    Case("asyncio cluster 50 tasks x 200 GET", 10_000, _atasks_get(50, 200), "", loop="asyncio", cluster=True),
 ]
 
 

@@ -55,13 +55,15 @@ from redis.exceptions import (
 )
 from redis.utils import safe_str, truncate_text
 
-from .. import _redispy, _resp
+from .. import _aioproto, _redispy, _resp
 from .. import cluster as _sync
 from .._redispy import EMPTY_RESPONSE, NEVER_DECODE
 from ..exceptions import OutcomeUnknownError, ProtocolError
 from ..pipeline import HOT_COMMANDS
-from ..retry_policy import _lost, is_idempotent, outcome_unknown
+from ..retry_policy import NotWritten, _lost, is_idempotent, outcome_unknown
+from .client import is_multiplexed
 from .connection import FastAsyncParser, aread_into, closed_by_server, install_fast_async_parser, refused_by_server
+from .mux import Multiplexer
 from .pipeline import aapply_callbacks
 
 __all__ = ["RedisCluster", "ClusterPipeline", "cluster_class_for"]
@@ -125,13 +127,38 @@ class RedisCluster(_acluster.RedisCluster):
     #: The RESP core module (compiled ``_resp_c`` or the ``_resp_py`` twin).
     core: Any = _resp
 
-    def __init__(self, *args: Any, retry_writes: bool = False, **kwargs: Any) -> None:
+    #: The ``MuxProtocol`` core module (compiled ``_aioproto_c`` or its twin).
+    mux_core: Any = _aioproto
+
+    def __init__(self, *args: Any, retry_writes: bool = False, multiplexed: bool = True, **kwargs: Any) -> None:
         if not isinstance(retry_writes, bool):
             raise TypeError(f"retry_writes must be True or False, got {type(retry_writes).__name__}")
+        if not isinstance(multiplexed, bool):
+            raise TypeError(f"multiplexed must be True or False, got {type(multiplexed).__name__}")
         self.retry_writes = retry_writes
+        #: Whether one-key commands from many tasks share one connection per
+        #: node (written together, once per loop iteration) instead of taking
+        #: a pooled connection each.
+        self.multiplexed = multiplexed
+        self._muxes: Dict[str, Tuple[Any, Multiplexer]] = {}
         super().__init__(*args, **kwargs)
         if FAST_PATH:
             _use_parser(self, self.parser_class)
+
+    async def aclose(self) -> None:
+        """Close the multiplexed connections, then every connection (redis-py's ``aclose``)."""
+        muxes, self._muxes = self._muxes, {}
+        for _, mux in muxes.values():
+            await mux.aclose()
+        await super().aclose()
+
+    def _mux_of(self, node: Any) -> Multiplexer:
+        entry = self._muxes.get(node.name)
+        if entry is None or entry[0] is not node:  # a new node object for that address
+            if entry is not None:
+                entry[1].close_sync()
+            entry = self._muxes[node.name] = (node, Multiplexer(_NodePool(node), 1, self.mux_core, self.core))
+        return entry[1]
 
     def pipeline(self, transaction: Optional[Any] = None, shard_hint: Optional[Any] = None) -> "ClusterPipeline":
         """A :class:`ClusterPipeline` (redis-py semantics, fast execute);
@@ -182,9 +209,23 @@ class RedisCluster(_acluster.RedisCluster):
     async def _direct(self, node: Any, args: Sequence[Any]) -> Any:
         """One command on ``node``'s connection, written by the core's
         encoder and read by its reader, when nothing needs redis-py's
-        per-node loop. ``_REDO``: it did not run (a redirect, a refusal, a
-        failure before the write, or a lost idempotent command): redis-py's
-        loop takes it from there. A lost write raises outcome-unknown."""
+        per-node loop: on the node's multiplexed connection when the
+        command may share one, else on a pooled one. ``_REDO``: it did not
+        run (a redirect, a refusal, a failure before the write, or a lost
+        idempotent command): redis-py's loop takes it from there. A lost
+        write raises outcome-unknown."""
+        if self.multiplexed and is_multiplexed(args):
+            mux = self._mux_of(node)
+            if mux.enabled:
+                try:
+                    reply = await mux.connection().proto.send(args)
+                except (NotWritten, *_CONNECTION_ERRORS) as error:
+                    if isinstance(error, NotWritten):
+                        return _REDO
+                    if not (self.retry_writes or is_idempotent(args)) and _lost(error):
+                        raise outcome_unknown(_sync._as_redis_error(error), [args]) from error
+                    return _REDO
+                return self._direct_reply(node, args, reply)
         conn = node.acquire_connection()
         written = False
         out: List[Any] = []
@@ -202,7 +243,10 @@ class RedisCluster(_acluster.RedisCluster):
             if written and not out:
                 await conn.disconnect(nowait=True)  # its state is unknown
             node.release(conn)
-        reply = out[0]
+        return self._direct_reply(node, args, out[0])
+
+    @staticmethod
+    def _direct_reply(node: Any, args: Sequence[Any], reply: Any) -> Any:
         if isinstance(reply, Exception):
             if isinstance(reply, _sync._REFUSED) or refused_by_server(reply):
                 return _REDO
@@ -252,6 +296,31 @@ async def _drop_closed(node: Any) -> None:
     for conn in tuple(node._free):
         if closed_by_server(conn):
             await conn.disconnect(nowait=True)
+
+
+class _NodePool:
+    """A cluster node's connections, shaped as the pool a :class:`Multiplexer` takes."""
+
+    def __init__(self, node: Any) -> None:
+        self.node = node
+        self.connection_kwargs = node.connection_kwargs
+
+    async def get_connection(self) -> Any:
+        node = self.node
+        conn = node.acquire_connection()
+        try:
+            await _ready(node, conn)
+        except BaseException:
+            await conn.disconnect(nowait=True)
+            node.release(conn)
+            raise
+        return conn
+
+    async def release(self, conn: Any) -> None:
+        self.node.release(conn)
+
+    def make_connection(self) -> Any:
+        return self.node.connection_class(**self.connection_kwargs)
 
 
 async def _send(conn: Any, data: bytes) -> None:
@@ -790,8 +859,8 @@ def cluster_class_for(core: Any) -> type:
 
         >>> from fastredis import _resp_py
         >>> cls = cluster_class_for(_resp_py)
-        >>> cls.pipeline_class.core is cls.parser_class.core is _resp_py
-        True
+        >>> cls.pipeline_class.core is cls.parser_class.core is _resp_py, cls.mux_core.__name__
+        (True, 'fastredis._aioproto_py')
     """
     from .client import client_class_for
 
@@ -799,8 +868,12 @@ def cluster_class_for(core: Any) -> type:
         return RedisCluster
     suffix = core.__name__.rsplit(".", 1)[-1]
     pipe = type(f"ClusterPipeline{suffix}", (ClusterPipeline,), {"core": core})
-    parser = client_class_for(core).parser_class  # type: ignore[attr-defined]
-    return type(f"RedisCluster{suffix}", (RedisCluster,), {"parser_class": parser, "pipeline_class": pipe, "core": core})
+    single = client_class_for(core)
+    return type(
+        f"RedisCluster{suffix}",
+        (RedisCluster,),
+        {"parser_class": single.parser_class, "pipeline_class": pipe, "mux_core": single.mux_core, "core": core},  # type: ignore[attr-defined]
+    )
 
 # Hot staging methods (the sync cluster pipeline's), except where redis-py's
 # asyncio cluster pipeline has its own method (blocked, or split by slot).

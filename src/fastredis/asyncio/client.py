@@ -126,6 +126,19 @@ def is_multiplexed(args: Any) -> bool:
     return True
 
 
+class PubSub(_aclient.PubSub):
+    """``redis.asyncio.client.PubSub``; before it takes its connection, a
+    client's idle multiplexed connection gives its own back to a pool at its
+    ``max_connections`` (see :meth:`fastredis.asyncio.mux.Multiplexer.make_room`)."""
+
+    _mux: Any = None
+
+    async def connect(self) -> None:
+        if self.connection is None and self._mux is not None:
+            await self._mux.make_room()
+        await super().connect()
+
+
 class Redis(_aclient.Redis):
     """``redis.asyncio.Redis`` with multiplexed connections and the Cython core.
 
@@ -175,6 +188,8 @@ class Redis(_aclient.Redis):
             size = 0
         elif not isinstance(self.connection_pool, _aconnection.ConnectionPool):
             size = 0  # a pool we do not know (a test double): redis-py's paths only
+        elif getattr(self.connection_pool, "max_connections", 2) <= 1:
+            size = 0  # one connection in all: the user asked for redis-py's one-at-a-time
         self._mux = Multiplexer(self.connection_pool, size, self.mux_core, self.core)
         self._decoding = bool(self.connection_pool.connection_kwargs.get("decode_responses"))
 
@@ -222,6 +237,13 @@ class Redis(_aclient.Redis):
         return pinned
 
     # -- pipelines -----------------------------------------------------------
+    def pubsub(self, **kwargs: Any) -> "PubSub":
+        """redis-py's ``PubSub`` (on a small pool, the idle multiplexed
+        connection makes room for its connection first)."""
+        ps = PubSub(self.connection_pool, event_dispatcher=self._event_dispatcher, **kwargs)
+        ps._mux = self._mux
+        return ps
+
     def pipeline(self, transaction: bool = True, shard_hint: Optional[str] = None) -> Pipeline:  # type: ignore[override]
         """A :class:`~fastredis.asyncio.pipeline.Pipeline` (redis-py semantics,
         fast staging, one write, one batched parse)."""
@@ -341,7 +363,10 @@ class Redis(_aclient.Redis):
             return await super().execute_command(*args, **options)
         pool = self.connection_pool
         command_name = args[0]
-        conn = self.connection or await pool.get_connection()
+        conn = self.connection
+        if conn is None:
+            await self._mux.make_room()
+            conn = await pool.get_connection()
         start_time = time.monotonic()
         attempts = [0]
         owned = is_fast_async_connection(conn)

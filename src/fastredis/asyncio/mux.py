@@ -248,6 +248,18 @@ class Multiplexer:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    async def make_room(self) -> None:
+        """Give the pool back the multiplexed connections when it cannot hand
+        out another without waiting and they are idle: a pool with a small
+        ``max_connections`` then serves dedicated commands, pub/sub and WATCH
+        as it does under redis-py. The next multiplexed command opens one again."""
+        if not self.conns:
+            return
+        can_get = getattr(self.pool, "can_get_connection", None)
+        if can_get is None or can_get() or any(c.proto.in_flight for c in self.conns):
+            return
+        await self.aclose()
+
     def retry(self) -> Any:
         """The ``Retry`` of the pool's connections (as configured by the client)."""
         for c in self.conns:

@@ -178,6 +178,19 @@ class Pipeline(_aclient.Pipeline):
             return None
         return mux
 
+    async def _make_room(self) -> None:
+        """Before this pipeline takes a pool connection of its own: see
+        :meth:`fastredis.asyncio.mux.Multiplexer.make_room`."""
+        mux = getattr(self._client, "_mux", None)
+        if mux is not None:
+            await mux.make_room()
+
+    async def immediate_execute_command(self, *args: Any, **options: Any) -> Any:
+        """redis-py's (WATCH and the commands after it, on the pipeline's own connection)."""
+        if not self.connection:
+            await self._make_room()
+        return await super().immediate_execute_command(*args, **options)
+
     async def load_scripts(self) -> None:
         """Make sure every script this pipeline runs is loaded (SCRIPT EXISTS,
         then SCRIPT LOAD for the missing ones), over the multiplexed
@@ -251,6 +264,7 @@ class Pipeline(_aclient.Pipeline):
             execute, operation_name = self._execute_pipeline, "PIPELINE"
         conn = self.connection
         if not conn:
+            await self._make_room()
             conn = await self.connection_pool.get_connection()
             self.connection = conn  # reset() releases it
         start_time = time.monotonic()

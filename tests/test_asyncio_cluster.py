@@ -6,8 +6,9 @@ write-retry policy, batch(), transactions and scripts."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
-from typing import Any, Awaitable, Callable, Dict, List
+from typing import Any, AsyncIterator, Awaitable, Callable, Dict, List
 
 import pytest
 import redis.asyncio
@@ -215,6 +216,24 @@ async def _settle(cluster: ClusterHarness, fast: Any, slot: int, target: Any) ->
     await asyncio.to_thread(cluster.wait_ok)
 
 
+@contextlib.asynccontextmanager
+async def _half_migrated(cluster: ClusterHarness, fast: Any, tag: str, keys: List[str]) -> AsyncIterator[Any]:
+    """``tag``'s slot MIGRATING with the first half of ``keys`` moved (they
+    answer ASK): yields (source, target node clients, slot, target node).
+    After: the rest moved and the migration settled on every node."""
+    await fast.pipeline().batch("SET", keys, "v").execute()
+    src, dst, slot, target = await _migrate(cluster, fast, tag, keys, fully=False)
+    try:
+        yield src, dst, slot, target
+    finally:
+        rest = await src.execute_command("CLUSTER GETKEYSINSLOT", slot, 1000)
+        if rest:
+            await src.execute_command("MIGRATE", target.host, target.port, "", 0, 5000, "KEYS", *rest)
+        await _settle(cluster, fast, slot, target)
+        await src.aclose()
+        await dst.aclose()
+
+
 def test_moved_during_slot_migration_resends_only_moved(cluster: ClusterHarness, monkeypatch: pytest.MonkeyPatch) -> None:
     async def body(fast: Any, plain: Any) -> None:
         tag = "{mv}"
@@ -249,11 +268,8 @@ def test_moved_during_slot_migration_resends_only_moved(cluster: ClusterHarness,
 
 def test_ask_mid_migration_resends_with_asking(cluster: ClusterHarness, monkeypatch: pytest.MonkeyPatch) -> None:
     async def body(fast: Any, plain: Any) -> None:
-        tag = "{ask}"
-        keys = [f"{tag}:{i}" for i in range(40)]
-        await fast.pipeline().batch("SET", keys, "v").execute()
-        src, dst, slot, target = await _migrate(cluster, fast, tag, keys, fully=False)
-        try:
+        keys = [f"{{ask}}:{i}" for i in range(40)]
+        async with _half_migrated(cluster, fast, "{ask}", keys) as (src, dst, slot, target):
             await dst.config_resetstat()
             rounds = _count_rounds(monkeypatch)
             p = fast.pipeline()
@@ -262,12 +278,6 @@ def test_ask_mid_migration_resends_with_asking(cluster: ClusterHarness, monkeypa
             assert await p.execute() == [b"v"] * 40
             assert len(rounds) == 2 and rounds[1] == {f"{target.name} ASK": 20}
             assert (await dst.info("commandstats"))["cmdstat_asking"]["calls"] == 20
-        finally:
-            rest = await src.execute_command("CLUSTER GETKEYSINSLOT", slot, 1000)
-            if rest:
-                await src.execute_command("MIGRATE", target.host, target.port, "", 0, 5000, "KEYS", *rest)
-            await _settle(cluster, fast, slot, target)
-            await src.aclose(); await dst.aclose()
         assert await fast.pipeline().get(keys[0]).get(keys[-1]).execute() == [b"v", b"v"]
 
     _run(cluster, body)
@@ -279,11 +289,8 @@ def test_tryagain_mid_migration_is_retried_until_the_keys_meet(cluster: ClusterH
     moved them all, then answered through ASK."""
 
     async def body(fast: Any, plain: Any) -> None:
-        tag = "{tg}"
-        keys = [f"{tag}:{i}" for i in range(40)]
-        await fast.pipeline().batch("SET", keys, "v").execute()
-        src, dst, slot, target = await _migrate(cluster, fast, tag, keys, fully=False)
-        try:
+        keys = [f"{{tg}}:{i}" for i in range(40)]
+        async with _half_migrated(cluster, fast, "{tg}", keys) as (src, dst, slot, target):
             await src.config_resetstat()
             rounds = _count_rounds(monkeypatch)
 
@@ -298,35 +305,20 @@ def test_tryagain_mid_migration_is_retried_until_the_keys_meet(cluster: ClusterH
             await finisher
             assert len(rounds) >= 3 and all(len(r) == 1 for r in rounds[1:])  # only EXISTS re-sent
             assert (await src.info("errorstats"))["errorstat_TRYAGAIN"]["count"] >= 2
-            assert await fast.get("elsewhere") == b"1"  # INCR ran once
-        finally:
-            rest = await src.execute_command("CLUSTER GETKEYSINSLOT", slot, 1000)
-            if rest:
-                await src.execute_command("MIGRATE", target.host, target.port, "", 0, 5000, "KEYS", *rest)
-            await _settle(cluster, fast, slot, target)
-            await src.aclose(); await dst.aclose()
+        assert await fast.get("elsewhere") == b"1"  # INCR ran once
 
     _run(cluster, body)
 
 
 def test_tryagain_that_never_ends_gives_up_after_the_ttl(cluster: ClusterHarness) -> None:
     async def body(fast: Any, plain: Any) -> None:
-        tag = "{tn}"
-        keys = [f"{tag}:{i}" for i in range(10)]
-        await fast.pipeline().batch("SET", keys, "v").execute()
-        src, dst, slot, target = await _migrate(cluster, fast, tag, keys, fully=False)
-        try:
+        keys = [f"{{tn}}:{i}" for i in range(10)]
+        async with _half_migrated(cluster, fast, "{tn}", keys):
             p = fast.pipeline().execute_command("EXISTS", keys[0], keys[-1]).set("{x}y", 1)
             got = await p.execute(raise_on_error=False)
             assert isinstance(got[0], TryAgainError) and got[1] is True
             with pytest.raises(TryAgainError, match=r"^Command # 1 \(EXISTS"):
                 await fast.pipeline().execute_command("EXISTS", keys[0], keys[-1]).execute()
-        finally:
-            rest = await src.execute_command("CLUSTER GETKEYSINSLOT", slot, 1000)
-            if rest:
-                await src.execute_command("MIGRATE", target.host, target.port, "", 0, 5000, "KEYS", *rest)
-            await _settle(cluster, fast, slot, target)
-            await src.aclose(); await dst.aclose()
 
     _run(cluster, body)
 

@@ -558,7 +558,9 @@ def test_a_lost_watch_raises_watch_error(cluster: ClusterHarness) -> None:
                 await asyncio.sleep(0.1)
                 with pytest.raises(WatchError):
                     await p.get("{w}k")
-            # Unharmed, a WATCH transaction still commits.
+            # Unharmed (idle connections killed before the WATCH), a WATCH transaction still commits.
+            await admin.client_kill_filter(_type="normal", skipme=True)
+            await asyncio.sleep(0.1)
             async with fast.pipeline(transaction=True) as p:
                 await p.watch("{w}k")
                 assert await p.get("{w}k") == b"changed"

@@ -264,7 +264,9 @@ def test_a_lost_watch_raises_watch_error(rc: RedisCluster) -> None:
             time.sleep(0.1)
             with pytest.raises(redis.WatchError):
                 p.get("{w}k")
-        with rc.pipeline(transaction=True) as p:  # unharmed, it commits
+        admin.client_kill_filter(_type="normal", skipme=True)  # idle connections die before the WATCH
+        time.sleep(0.1)
+        with rc.pipeline(transaction=True) as p:  # unharmed (a WATCH is re-sent), it commits
             p.watch("{w}k")
             assert p.get("{w}k") == b"changed"
             p.multi()

@@ -1354,6 +1354,13 @@ def _read_error(conn: Any, e: BaseException) -> BaseException:
 
 
 # -- transactions ------------------------------------------------------------
+def _resendable_before_multi(args: Sequence[Any]) -> bool:
+    """Whether a command sent before MULTI may be re-sent after a lost
+    connection: an idempotent one, or WATCH/UNWATCH, whose state died with
+    the connection anyway (a WATCH that held keys raises WatchError instead)."""
+    return args[0] in ("WATCH", "UNWATCH") or is_idempotent(args)
+
+
 class _PolicyTransactionStrategy(_TransactionStrategy):  # type: ignore[misc,valid-type]
     """redis-py's cluster transaction, re-sent only when that is safe: after
     a redirect (EXEC aborted, nothing applied) or a failure before MULTI was
@@ -1434,11 +1441,11 @@ class _PolicyTransactionStrategy(_TransactionStrategy):  # type: ignore[misc,val
             return reply
 
         def retryable(error: BaseException) -> bool:
-            return not sent[0] or self._pipe.retry_writes or is_idempotent(args) or not isinstance(error, (ConnectionError, TimeoutError, OSError))
+            return not sent[0] or self._pipe.retry_writes or _resendable_before_multi(args) or not isinstance(error, (ConnectionError, TimeoutError, OSError))
 
         try:
             return self._retry.call_with_retry(do, self._reinitialize_on_error, is_retryable=retryable, with_failure_count=True)
         except (ConnectionError, TimeoutError, OSError) as error:
-            if not sent[0] or self._pipe.retry_writes or is_idempotent(args):
+            if not sent[0] or self._pipe.retry_writes or _resendable_before_multi(args):
                 raise
             raise outcome_unknown(_as_redis_error(error), [args]) from error

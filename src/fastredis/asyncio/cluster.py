@@ -825,12 +825,12 @@ class _PolicyTransactionStrategy(_acluster.TransactionStrategy):  # type: ignore
             return reply
 
         def retryable(error: BaseException) -> bool:
-            return not sent[0] or self._pipe.retry_writes or is_idempotent(args) or not isinstance(error, _CONNECTION_ERRORS)
+            return not sent[0] or self._pipe.retry_writes or _sync._resendable_before_multi(args) or not isinstance(error, _CONNECTION_ERRORS)
 
         try:
             return await self._retry.call_with_retry(do, self._reinitialize_on_error, is_retryable=retryable, with_failure_count=True)
         except _CONNECTION_ERRORS as error:
-            if not sent[0] or self._pipe.retry_writes or is_idempotent(args):
+            if not sent[0] or self._pipe.retry_writes or _sync._resendable_before_multi(args):
                 raise
             raise outcome_unknown(_sync._as_redis_error(error), [args]) from error
 

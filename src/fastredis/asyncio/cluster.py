@@ -102,7 +102,11 @@ class RedisCluster(_acluster.RedisCluster):
 
     Same constructor and ``from_url`` as redis-py, plus ``retry_writes``
     (default False): whether a write that may have reached a node is re-sent
-    after a connection error, as redis-py does.
+    after a connection error, as redis-py does; and ``multiplexed`` (default
+    True): whether one-key commands from concurrent tasks share one
+    connection per node (written together once per event-loop iteration)
+    instead of taking a pooled connection each, as redis-py's do (at most
+    ``max_connections``, 100 by default, per node).
 
     Example::
 

@@ -6,8 +6,10 @@ the cluster, under the write-retry policy.
   same constructor, ``from_url``, commands, errors and callbacks, plus
   ``retry_writes``. Node connections read through
   :class:`~fastredis.asyncio.FastAsyncParser`; one-key commands skip
-  redis-py's per-command policy lookup; a write that may have reached a node
-  is not re-sent after a connection error unless ``retry_writes=True``.
+  redis-py's per-command policy lookup and, from concurrent tasks, share one
+  multiplexed connection per node (:class:`~fastredis.asyncio.mux.Multiplexer`);
+  a write that may have reached a node is not re-sent after a connection
+  error unless ``retry_writes=True``.
 - :class:`ClusterPipeline` subclasses ``redis.asyncio.cluster.ClusterPipeline``.
   ``execute()`` routes every command to its slot's node (the sync
   :mod:`fastredis.cluster` routing), encodes each node's commands into one

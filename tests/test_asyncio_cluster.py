@@ -422,6 +422,18 @@ async def _xread_stats(client: Any, tag: str) -> int:
         await admin.aclose()
 
 
+async def _kill_idle(fast: Any, tag: str) -> None:
+    """CLIENT KILL every client connection of ``tag``'s node while idle, and
+    let the event loop see the close."""
+    node = fast.get_node_from_key(tag)
+    admin = redis.asyncio.Redis(host=node.host, port=node.port)
+    try:
+        await admin.client_kill_filter(_type="normal", skipme=True)
+    finally:
+        await admin.aclose()
+    await asyncio.sleep(0.05)
+
+
 def test_killed_connection_resends_an_idempotent_pipeline(cluster: ClusterHarness) -> None:
     async def body(fast: Any, plain: Any) -> None:
         keys = [f"r:{i}" for i in range(40)]
@@ -456,11 +468,7 @@ def test_killed_connection_with_a_write_raises_outcome_unknown(cluster: ClusterH
         assert (await _with_kill(fast, p, "{t}"))[::2] == [3, 4]
         # A killed idle connection: the next single write reconnects, nothing is lost.
         fast.retry_writes = False
-        node = fast.get_node_from_key("{t}")
-        admin = redis.asyncio.Redis(host=node.host, port=node.port)
-        await admin.client_kill_filter(_type="normal", skipme=True)
-        await admin.aclose()
-        await asyncio.sleep(0.05)
+        await _kill_idle(fast, "{t}")
         assert await fast.incr("{t}c") == 5
 
     _run(cluster, body)
@@ -522,11 +530,7 @@ def test_transactions_follow_the_write_policy(cluster: ClusterHarness) -> None:
         assert await _lose_in_flight(fast, "{t}", lambda: tx(fast)) == [[3, 4]]
         fast.retry_writes = False
         # A connection killed while idle: reconnected before MULTI is written, applied once.
-        node = fast.get_node_from_key("{t}")
-        admin = redis.asyncio.Redis(host=node.host, port=node.port)
-        await admin.client_kill_filter(_type="normal", skipme=True)
-        await admin.aclose()
-        await asyncio.sleep(0.05)
+        await _kill_idle(fast, "{t}")
         assert await tx(fast) == [5, 6]
 
     _run(cluster, body)

@@ -12,27 +12,18 @@ silently.
 from __future__ import annotations
 
 import asyncio
-import os
 import random
-from typing import Any, Iterator, List
+from typing import Any, List
 
 import pytest
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
-from test_cluster_faults import _fail_over, _Tally
+from test_cluster_faults import _fail_over, _Tally, cluster  # noqa: F401  (the module's own cluster, as there)
 
 from fastredis.asyncio import RedisCluster
 from fastredis.server import RedisCluster as ClusterHarness
 
 pytestmark = pytest.mark.cluster
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[ClusterHarness]:
-    if os.environ.get("FASTREDIS_REDIS_URL"):
-        pytest.skip("needs private redis-server processes; FASTREDIS_REDIS_URL is set")
-    with ClusterHarness(3, replicas=1, node_timeout=1000) as c:
-        yield c
 
 
 def test_master_killed_under_single_commands_and_pipelines(cluster: ClusterHarness) -> None:

@@ -756,9 +756,9 @@ class _PolicyTransactionStrategy(_acluster.TransactionStrategy):  # type: ignore
     """redis-py's asyncio cluster transaction, re-sent only when that is
     safe: after a redirect (EXEC aborted, nothing applied) or a failure
     before MULTI was written; otherwise an outcome-unknown error names the
-    commands. The async twin of :class:`fastredis.cluster._PolicyTransactionStrategy`,
-    plus one rule redis-py's single-node pipeline has and its cluster one
-    lacks: a connection lost while keys are watched raises ``WatchError``."""
+    commands; a connection lost while keys are watched raises ``WatchError``.
+    The async twin of :class:`fastredis.cluster._PolicyTransactionStrategy`
+    (the same rules; only the awaits differ)."""
 
     def __init__(self, pipe: Any) -> None:
         super().__init__(pipe)

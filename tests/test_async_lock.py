@@ -310,3 +310,39 @@ def test_redlock(server_factory: Any, akind: str) -> None:
             fa.Redlock([redis.Redis()], "x")
 
     arun(main())
+
+
+def test_redlock_release_waits_for_the_acquire_calls_still_running(server_factory: Any, akind: str) -> None:
+    """The asyncio twin of the sync test: a release right after an acquire
+    that returned at the quorum must not overtake a slow node's acquire (the
+    delay is in the client, a slow link, not in Redis)."""
+    servers = [server_factory() for _ in range(5)]
+
+    async def main() -> None:
+        clients = [aclient(akind, s.port) for s in servers]
+        lock = fa.Redlock(clients, "job", ttl=30, node_timeout=0.5)
+        pool = lock.nodes[4].connection_pool  # the node's first connection comes late
+        get_connection = pool.get_connection
+        delayed: List[Any] = []
+
+        async def slow_link(*args: Any, **kwargs: Any) -> Any:
+            if not delayed:
+                delayed.append(True)
+                await asyncio.sleep(0.2)
+            return await get_connection(*args, **kwargs)
+
+        pool.get_connection = slow_link
+        try:
+            assert await lock.acquire()
+            token = lock.token
+            await lock.release()
+            assert delayed
+            await asyncio.sleep(0.4)  # past the delayed call
+            held = [await redis.asyncio.Redis(port=s.port).get("lock:{job}") for s in servers]
+            assert token is not None and token.encode() not in held, held
+        finally:
+            await lock.aclose()
+            for c in clients:
+                await c.aclose()
+
+    arun(main())

@@ -237,6 +237,35 @@ def test_script_flush_between_acquire_and_release(five):
         lock.close()
 
 
+def test_release_waits_for_the_acquire_calls_still_running(five):
+    """acquire() returns at the quorum while slower nodes are still being
+    called; a release right after must not reach such a node before the
+    acquire does (it would find nothing, and the late SET would leave the
+    lock held there until the ttl). One node's call is delayed in the
+    client (a slow link), not in Redis."""
+    lock = Redlock(_clients(five), "job", ttl=30, node_timeout=0.5)
+    slow = lock.nodes[4]
+    send = slow.execute_command
+    delayed = []
+
+    def slow_link(*args, **kwargs):
+        if not delayed:
+            delayed.append(args[0])
+            time.sleep(0.2)
+        return send(*args, **kwargs)
+
+    slow.execute_command = slow_link
+    try:
+        assert lock.acquire()
+        token = lock.token
+        lock.release()
+        assert delayed  # the slow node's acquire was still running at the quorum
+        time.sleep(0.4)  # past the delayed call: whatever it was going to do is done
+        assert _holders(five, token) == []  # released everywhere, the slow node too
+    finally:
+        lock.close()
+
+
 def test_context_manager_and_urls(five):
     with_urls = Redlock([s.url for s in five], "job", ttl=5, node_timeout=0.2)
     try:

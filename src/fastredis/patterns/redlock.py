@@ -23,7 +23,7 @@ import os
 import random
 import time
 import weakref
-from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed, wait
 from concurrent.futures import TimeoutError as _FuturesTimeout
 from typing import Any, List, Optional, Sequence
 
@@ -98,6 +98,11 @@ class _RedlockPlans:
         self.extensions = 0
         self._valid_until = 0.0
         self._pid = os.getpid()
+        # Node calls of the last fan-out still running when it returned (it
+        # stops at the quorum): the next fan-out waits for them first, else a
+        # release could reach a node before the acquire it undoes and leave
+        # the lock held there until it expires.
+        self._stragglers: List[Any] = []
 
     def _node(self, client: Any) -> Any:
         """A node client that gives up after ``node_timeout``, without retry."""
@@ -345,6 +350,8 @@ class Redlock(_RedlockPlans, SyncHold):
         """Nodes whose result was truthy; stops early once the quorum is reached
         or can no longer be reached (when the effect names a quorum)."""
         plan = effect.plan
+        if self._stragglers:
+            wait(self._stragglers, timeout=self._guard())
         futures: List["Future[Any]"] = [self._pool().submit(run, node, plan) for node in self.nodes]
         ok = failed = 0
         n = len(futures)
@@ -361,6 +368,7 @@ class Redlock(_RedlockPlans, SyncHold):
                     break
         except _FuturesTimeout:
             pass
+        self._stragglers = [f for f in futures if not f.done()]
         return ok
 
     def close(self) -> None:

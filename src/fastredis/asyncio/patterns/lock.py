@@ -245,6 +245,10 @@ class Redlock(_RedlockPlans, AsyncHold):
         """Nodes whose result was truthy, all called at once; stops counting
         once the quorum is reached or can no longer be reached."""
         guard = self._guard()
+        loop = asyncio.get_running_loop()
+        stragglers = [t for t in self._stragglers if t.get_loop() is loop]
+        if stragglers:  # see fastredis.Redlock: the last fan-out's calls end first
+            await asyncio.wait(stragglers, timeout=guard)
         tasks: List["asyncio.Task[Any]"] = [
             asyncio.ensure_future(asyncio.wait_for(arun(node, effect.plan), guard)) for node in self.nodes
         ]
@@ -267,6 +271,7 @@ class Redlock(_RedlockPlans, AsyncHold):
                 if not t.done():
                     _CLEANUPS.add(t)
                     t.add_done_callback(_CLEANUPS.discard)
+            self._stragglers = [t for t in tasks if not t.done()]
         return ok
 
     async def aclose(self) -> None:

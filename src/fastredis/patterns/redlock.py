@@ -291,7 +291,10 @@ class Redlock(_RedlockPlans, SyncHold):
     and ``validity = ttl - elapsed - drift`` is still positive, where
     ``drift = ttl * drift_factor + 0.002`` s. Otherwise the attempt releases
     on every node and, up to ``retry_count`` more times, retries after a
-    delay drawn uniformly from ``[0, retry_delay]``.
+    delay drawn uniformly from ``[0, retry_delay]``. An operation returns at
+    the quorum; the calls it leaves running finish (or time out) before the
+    next operation's calls start, so a release never overtakes a slow node's
+    acquire.
 
     Only trust the lock for ``validity`` seconds. Redlock assumes bounded
     clock drift and pauses; it offers no fencing token that storage could

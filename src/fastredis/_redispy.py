@@ -7,7 +7,8 @@ overrides or calls still exist with the shape it expects. If one has moved,
 fastredis warns once (:class:`RedisPyCompatWarning`) and ``FAST_PATH`` is
 False: every client then takes redis-py's own paths (slower, never wrong).
 
-Supported: ``redis>=8.0.1,<9`` (8.0.1 and 8.1.0 are tested).
+Supported: ``redis>=8.0.1,<8.2`` (8.0.1 and 8.1.0 are tested; on 8.2 the
+cluster hooks are missing, see the README).
 
 Example::
 
